@@ -1,0 +1,74 @@
+//! What the layer's rejections look like, decided once when the layer is built.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::error::{ApiFlavor, LocalizableMessage, VapiError};
+
+/// The default `WWW-Authenticate` challenge.
+pub(super) const DEFAULT_CHALLENGE: &str = "Basic realm=\"VAPI endpoint\"";
+
+/// Why the layer answers a request itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Rejection {
+    Unauthenticated,
+    Unavailable,
+}
+
+#[derive(Debug)]
+pub(super) struct Config {
+    pub(super) legacy_prefix: Option<Box<str>>,
+    pub(super) challenge: HeaderValue,
+    pub(super) refresh_on_completion: bool,
+    /// Pre-rendered bodies: [modern, legacy] for each rejection.
+    unauthenticated: [Bytes; 2],
+    unavailable: [Bytes; 2],
+}
+
+impl Config {
+    pub(super) fn new(legacy_prefix: Option<Box<str>>, challenge: HeaderValue, refresh_on_completion: bool) -> Self {
+        let render = |error: VapiError| [error.body(ApiFlavor::Modern), error.body(ApiFlavor::Legacy)];
+        Config {
+            legacy_prefix,
+            challenge,
+            refresh_on_completion,
+            unauthenticated: render(VapiError::unauthenticated()),
+            unavailable: render(store_unavailable()),
+        }
+    }
+
+    pub(super) fn with(&self, change: impl FnOnce(&mut Option<Box<str>>, &mut HeaderValue, &mut bool)) -> Self {
+        let (mut prefix, mut challenge, mut refresh) =
+            (self.legacy_prefix.clone(), self.challenge.clone(), self.refresh_on_completion);
+        change(&mut prefix, &mut challenge, &mut refresh);
+        Config::new(prefix, challenge, refresh)
+    }
+
+    pub(super) fn is_legacy(&self, path: &str) -> bool {
+        self.legacy_prefix.as_deref().is_some_and(|prefix| path.starts_with(prefix))
+    }
+
+    pub(super) fn response(&self, rejection: Rejection, flavor: ApiFlavor) -> Response<Bytes> {
+        let index = usize::from(flavor == ApiFlavor::Legacy);
+        let (status, body) = match rejection {
+            Rejection::Unauthenticated => (StatusCode::UNAUTHORIZED, &self.unauthenticated[index]),
+            Rejection::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, &self.unavailable[index]),
+        };
+        let mut response = Response::new(body.clone());
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if rejection == Rejection::Unauthenticated {
+            headers.insert(header::WWW_AUTHENTICATE, self.challenge.clone());
+        }
+        response
+    }
+}
+
+/// The 503 answered when the session store cannot be reached.
+pub(crate) fn store_unavailable() -> VapiError {
+    VapiError::service_unavailable(LocalizableMessage::new(
+        "com.vmware.cis.session.store.unavailable",
+        "The session service is temporarily unavailable. Retry later.",
+    ))
+}

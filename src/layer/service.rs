@@ -1,0 +1,79 @@
+//! The session-authenticating `Service`.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use super::ResponseBody;
+use super::config::{Config, Rejection};
+use super::future::ResponseFuture;
+use super::presented::presented_session_id;
+use crate::SessionStore;
+use crate::error::ApiFlavor;
+
+/// The service [`SessionAuthLayer`](super::SessionAuthLayer) wraps around an
+/// application: resolves the request's session, then calls the application
+/// with the [`Session`](crate::Session) in the request extensions, or answers
+/// 401/503 itself.
+#[derive(Debug)]
+pub struct SessionAuth<S, St> {
+    inner: S,
+    store: St,
+    config: Arc<Config>,
+}
+
+impl<S: Clone, St: Clone> Clone for SessionAuth<S, St> {
+    fn clone(&self) -> Self {
+        SessionAuth { inner: self.inner.clone(), store: self.store.clone(), config: Arc::clone(&self.config) }
+    }
+}
+
+impl<S, St> SessionAuth<S, St> {
+    pub(super) fn new(inner: S, store: St, config: Arc<Config>) -> Self {
+        SessionAuth { inner, store, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionAuth<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    St: SessionStore,
+    ResBody: Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, St, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let legacy = self.config.is_legacy(request.uri().path());
+        let flavor = if legacy { ApiFlavor::Legacy } else { ApiFlavor::Modern };
+        match presented_session_id(request.headers(), legacy) {
+            Err(problem) => {
+                tracing::debug!(reason = problem.as_str(), "session rejected");
+                ResponseFuture::rejected(self.config.response(Rejection::Unauthenticated, flavor))
+            }
+            Ok(id) => {
+                let resolve = self.store.resolve(&id);
+                // The service that was driven to readiness handles this
+                // request; a fresh clone waits for the next one.
+                let fresh = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, fresh);
+                let refresh = self.config.refresh_on_completion.then(|| (self.store.clone(), id));
+                ResponseFuture::resolving(resolve, ready, request, Arc::clone(&self.config), flavor, refresh)
+            }
+        }
+    }
+}

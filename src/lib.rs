@@ -1,0 +1,54 @@
+//! VMware vSphere Automation "cis" services for tower, hyper and axum:
+//! session authentication, wire-compatible with vCenter.
+//!
+//! - [`SessionAuthLayer`]: a tower layer that authenticates every request by
+//!   its `vmware-api-session-id`, refreshes the session's idle timer and
+//!   rejects unknown, deleted or expired sessions with vCenter's 401 body.
+//! - [`SessionStore`]: the pluggable store, with one atomic
+//!   look-up-and-refresh per request; [`MemoryStore`] is the embedded default.
+//! - [`Clock`]: injectable time, so that expiry is tested without sleeping.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `memory-store` | yes | [`MemoryStore`] |
+//! | `axum` | no | [`Session`] as an axum extractor (also as `Option<Session>`) |
+//! | `conformance` | no | the store conformance suite, for your own stores |
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_cis::{ExpiryPolicy, MemoryStore, SessionAuthLayer};
+//!
+//! let store = MemoryStore::builder()
+//!     .policy(ExpiryPolicy::default().with_idle_timeout(Duration::from_secs(30 * 60)))
+//!     .build();
+//! let layer = SessionAuthLayer::new(store);
+//! // `layer` wraps any tower service: an axum Router, a hyper service, ...
+//! # let _ = layer;
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod clock;
+pub mod error;
+#[cfg(feature = "axum")]
+pub mod extract;
+mod id;
+pub mod layer;
+mod principal;
+mod session;
+pub mod store;
+mod time;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use id::{InvalidSessionId, LogTag, RandomUnavailable, SESSION_ID_LEN, SessionId};
+pub use layer::SessionAuthLayer;
+pub use principal::Principal;
+pub use session::{ExpiryPolicy, Session, SessionInfo};
+#[cfg(feature = "memory-store")]
+pub use store::memory::{MemoryStore, MemoryStoreBuilder};
+pub use store::{SessionStore, StoreError, StoreErrorKind};
+pub use time::Timestamp;

@@ -1,0 +1,319 @@
+//! The embedded in-memory session store.
+
+mod shard;
+mod sweeper;
+mod users;
+
+use std::fmt;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use self::shard::{Insert, Lookup, Shard, due_bucket};
+use self::users::Users;
+use super::{Resolution, SessionStore, StoreError, StoreErrorKind, StoreStats};
+use crate::clock::SharedClock;
+use crate::{ExpiryPolicy, Principal, Session, SessionId, SystemClock, Timestamp};
+
+/// Keeps each shard's lock on its own cache lines, so that threads working on
+/// different shards never contend.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// Sessions in this process's memory: zero set-up, the default store.
+///
+/// - No global lock: sessions are spread over shards by id; `resolve` takes a
+///   shard's read lock and refreshes the idle timer with one atomic store.
+/// - A background sweeper (a thread that ends when the last handle is
+///   dropped) removes expired sessions. It looks only at sessions whose expiry
+///   has come, so its cost follows the number of sessions that expire, not
+///   the number held.
+/// - Caps on sessions in total and per user; a full store refuses to create,
+///   it never evicts a live session.
+/// - A user's sessions share one [`Principal`].
+///
+/// Clones are handles to the same store.
+///
+/// ```
+/// use tower_cis::{MemoryStore, Principal, SessionStore, store::Resolution};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = MemoryStore::builder().max_sessions_per_user(10).build();
+/// let session = store.create(Principal::new("alice"), None).await.unwrap();
+/// assert!(matches!(store.resolve(session.id()).await, Ok(Resolution::Active(_))));
+/// store.delete(session.id()).await.unwrap();
+/// assert!(matches!(store.resolve(session.id()).await, Ok(Resolution::Unknown)));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Box<[Padded<RwLock<Shard>>]>,
+    users: Users,
+    sessions: AtomicU64,
+    max_sessions: u64,
+    policy: ExpiryPolicy,
+    clock: SharedClock,
+    granularity: u64,
+    _sweeper: Option<sweeper::Stop>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("sessions", &self.inner.sessions.load(Ordering::Relaxed))
+            .field("shards", &self.inner.shards.len())
+            .field("policy", &self.inner.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`MemoryStore`].
+#[derive(Debug)]
+pub struct MemoryStoreBuilder {
+    policy: ExpiryPolicy,
+    clock: SharedClock,
+    max_sessions: u64,
+    max_sessions_per_user: u64,
+    shards: usize,
+    sweep_interval: Option<Duration>,
+}
+
+impl Default for MemoryStoreBuilder {
+    fn default() -> Self {
+        MemoryStoreBuilder {
+            policy: ExpiryPolicy::default(),
+            clock: Arc::new(SystemClock),
+            max_sessions: 1_000_000,
+            max_sessions_per_user: 1_000,
+            shards: 64,
+            sweep_interval: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl MemoryStoreBuilder {
+    /// The expiry policy (default: 30 minutes idle, 24 hours at most).
+    pub fn policy(mut self, policy: ExpiryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// At most this many sessions in the store (default 1,000,000).
+    pub fn max_sessions(mut self, max: u64) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
+    /// At most this many sessions per user (default 1,000).
+    pub fn max_sessions_per_user(mut self, max: u64) -> Self {
+        self.max_sessions_per_user = max;
+        self
+    }
+
+    /// The number of shards, rounded up to a power of two (default 64).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.clamp(1, 1 << 16).next_power_of_two();
+        self
+    }
+
+    /// How often the background sweeper runs (default every second), or
+    /// `None` for no sweeper thread: expired sessions are then refused by
+    /// `resolve` and removed only by [`MemoryStore::purge_expired`].
+    pub fn sweep_interval(mut self, interval: Option<Duration>) -> Self {
+        self.sweep_interval = interval;
+        self
+    }
+
+    /// Builds the store and starts its sweeper.
+    pub fn build(self) -> MemoryStore {
+        let granularity = self.sweep_interval.map_or(1000, |i| i.as_millis().clamp(1, 60_000) as u64);
+        let make_inner = |stop| Inner {
+            shards: (0..self.shards).map(|_| Padded(RwLock::new(Shard::default()))).collect(),
+            users: Users::new(self.shards, self.max_sessions_per_user),
+            sessions: AtomicU64::new(0),
+            max_sessions: self.max_sessions,
+            policy: self.policy,
+            clock: Arc::clone(&self.clock),
+            granularity,
+            _sweeper: stop,
+        };
+        let inner = match self.sweep_interval {
+            Some(interval) => sweeper::start(interval, make_inner, |inner: &Inner| inner.purge()),
+            None => Arc::new(make_inner(None)),
+        };
+        MemoryStore { inner }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// A store with the default policy, caps and system clock.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Configures a store.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::default()
+    }
+
+    /// The store's expiry policy.
+    pub fn policy(&self) -> ExpiryPolicy {
+        self.inner.policy
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// Removes every session that has expired by now; what the sweeper does.
+    /// Returns how many were removed.
+    pub fn purge_expired(&self) -> u64 {
+        self.inner.purge()
+    }
+
+    fn shard(&self, id: &SessionId) -> &RwLock<Shard> {
+        // Bytes 0..8 hash within the shard; the last byte picks the shard.
+        let index = usize::from(id.as_bytes()[15]) & (self.inner.shards.len() - 1);
+        &self.inner.shards[index].0
+    }
+
+    fn create_now(&self, principal: Principal, credential_expiry: Option<Timestamp>) -> Result<Session, StoreError> {
+        let inner = &*self.inner;
+        if !self.reserve() {
+            // Expired sessions that the sweeper has not reached yet must not
+            // keep a new one out.
+            inner.purge();
+            if !self.reserve() {
+                return Err(StoreError::new(StoreErrorKind::TooManySessions, "the store is full"));
+            }
+        }
+        let principal = match self.admit(principal) {
+            Some(principal) => principal,
+            None => {
+                inner.sessions.fetch_sub(1, Ordering::AcqRel);
+                return Err(StoreError::new(StoreErrorKind::TooManyUserSessions, "the user has too many sessions"));
+            }
+        };
+        let now = inner.clock.now();
+        let deadline = inner.policy.deadline(now, credential_expiry);
+        let due = due_bucket(inner.policy.expiry(now, deadline), inner.granularity);
+        loop {
+            let id = match SessionId::generate() {
+                Ok(id) => id,
+                Err(error) => {
+                    inner.users.release(principal.name());
+                    inner.sessions.fetch_sub(1, Ordering::AcqRel);
+                    return Err(StoreError::unavailable(error.to_string()));
+                }
+            };
+            let session = Session::new(id, Arc::clone(&principal), now, now, deadline);
+            match self.shard(&id).write().insert(&session, due) {
+                Insert::Done => return Ok(session),
+                Insert::IdTaken => continue,
+                Insert::ShardFull => {
+                    inner.users.release(principal.name());
+                    inner.sessions.fetch_sub(1, Ordering::AcqRel);
+                    return Err(StoreError::new(StoreErrorKind::TooManySessions, "a store shard is full"));
+                }
+            }
+        }
+    }
+
+    /// Takes one place under the total cap.
+    fn reserve(&self) -> bool {
+        let max = self.inner.max_sessions;
+        self.inner.sessions.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
+    }
+
+    /// Takes one place under the user's cap, purging expired sessions once if
+    /// the user is at the cap.
+    fn admit(&self, principal: Principal) -> Option<Arc<Principal>> {
+        let users = &self.inner.users;
+        if users.sessions_of(principal.name()) >= users.max_per_user() {
+            self.inner.purge();
+        }
+        users.admit(principal)
+    }
+}
+
+impl Inner {
+    /// Sweeps every shard whose earliest bucket is due; returns how many
+    /// sessions were removed.
+    fn purge(&self) -> u64 {
+        let now = self.clock.now();
+        let mut removed = Vec::new();
+        for shard in self.shards.iter() {
+            let due = shard.0.read().next_due().is_some_and(|first| first <= now.as_millis());
+            if due {
+                shard.0.write().sweep(now, &self.policy, self.granularity, &mut removed);
+            }
+        }
+        let count = removed.len() as u64;
+        if count > 0 {
+            self.sessions.fetch_sub(count, Ordering::AcqRel);
+            for principal in &removed {
+                self.users.release(principal.name());
+            }
+            tracing::debug!(count, "purged expired sessions");
+        }
+        count
+    }
+}
+
+impl SessionStore for MemoryStore {
+    type ResolveFuture = Ready<Result<Resolution, StoreError>>;
+
+    async fn create(&self, principal: Principal, credential_expiry: Option<Timestamp>) -> Result<Session, StoreError> {
+        self.create_now(principal, credential_expiry)
+    }
+
+    fn resolve(&self, id: &SessionId) -> Self::ResolveFuture {
+        let now = self.inner.clock.now();
+        let lookup = self.shard(id).read().resolve(id, now, &self.inner.policy);
+        ready(Ok(match lookup {
+            Lookup::Active(session) => Resolution::Active(session),
+            Lookup::Expired => Resolution::Expired,
+            Lookup::Unknown => Resolution::Unknown,
+        }))
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let removed = self.shard(id).write().remove(id);
+        match removed {
+            Some(principal) => {
+                self.inner.sessions.fetch_sub(1, Ordering::AcqRel);
+                self.inner.users.release(principal.name());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let sessions = self.inner.shards.iter().map(|shard| shard.0.read().len() as u64).sum();
+        Ok(StoreStats { sessions, users: self.inner.users.count() })
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<u64, StoreError> {
+        Ok(self.inner.users.sessions_of(user))
+    }
+}
