@@ -49,6 +49,6 @@ pub use layer::SessionAuthLayer;
 pub use principal::Principal;
 pub use session::{ExpiryPolicy, Session, SessionInfo};
 #[cfg(feature = "memory-store")]
-pub use store::memory::{MemoryStore, MemoryStoreBuilder};
+pub use store::memory::{MemoryStore, MemoryStoreBuilder, PurgeReport};
 pub use store::{SessionStore, StoreError, StoreErrorKind};
 pub use time::Timestamp;

@@ -73,6 +73,18 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+/// What a purge did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Sessions removed because they had expired.
+    pub removed: u64,
+    /// Sessions looked at: the expired ones, plus those whose earlier expiry
+    /// had come but that were used since (each is looked at again at most
+    /// once per idle timeout). Sessions whose expiry lies ahead are not
+    /// looked at.
+    pub examined: u64,
+}
+
 /// Configures a [`MemoryStore`].
 #[derive(Debug)]
 pub struct MemoryStoreBuilder {
@@ -150,7 +162,7 @@ impl MemoryStoreBuilder {
             _sweeper: stop,
         };
         let inner = match self.sweep_interval {
-            Some(interval) => sweeper::start(interval, make_inner, |inner: &Inner| inner.purge()),
+            Some(interval) => sweeper::start(interval, make_inner, |inner: &Inner| inner.purge().removed),
             None => Arc::new(make_inner(None)),
         };
         MemoryStore { inner }
@@ -185,8 +197,7 @@ impl MemoryStore {
     }
 
     /// Removes every session that has expired by now; what the sweeper does.
-    /// Returns how many were removed.
-    pub fn purge_expired(&self) -> u64 {
+    pub fn purge_expired(&self) -> PurgeReport {
         self.inner.purge()
     }
 
@@ -256,26 +267,26 @@ impl MemoryStore {
 }
 
 impl Inner {
-    /// Sweeps every shard whose earliest bucket is due; returns how many
-    /// sessions were removed.
-    fn purge(&self) -> u64 {
+    /// Sweeps every shard whose earliest bucket is due.
+    fn purge(&self) -> PurgeReport {
         let now = self.clock.now();
         let mut removed = Vec::new();
+        let mut examined = 0;
         for shard in self.shards.iter() {
             let due = shard.0.read().next_due().is_some_and(|first| first <= now.as_millis());
             if due {
-                shard.0.write().sweep(now, &self.policy, self.granularity, &mut removed);
+                examined += shard.0.write().sweep(now, &self.policy, self.granularity, &mut removed);
             }
         }
-        let count = removed.len() as u64;
-        if count > 0 {
-            self.sessions.fetch_sub(count, Ordering::AcqRel);
+        let report = PurgeReport { removed: removed.len() as u64, examined };
+        if report.removed > 0 {
+            self.sessions.fetch_sub(report.removed, Ordering::AcqRel);
             for principal in &removed {
                 self.users.release(principal.name());
             }
-            tracing::debug!(count, "purged expired sessions");
+            tracing::debug!(removed = report.removed, examined, "purged expired sessions");
         }
-        count
+        report
     }
 }
 

@@ -145,14 +145,18 @@ impl Shard {
     /// Removes every session that has expired at `now`, looking only at the
     /// slots filed under buckets that are due; slots that were used since are
     /// filed again under their new expiry. Pushes the principals of removed
-    /// sessions onto `removed`.
+    /// sessions onto `removed`; returns how many slots it examined.
     pub(super) fn sweep(
         &mut self,
         now: Timestamp,
         policy: &ExpiryPolicy,
         granularity: u64,
         removed: &mut Vec<Arc<Principal>>,
-    ) {
+    ) -> u64 {
+        let mut examined = 0;
+        // Slots whose expiry falls in the bucket that is due now but lies a
+        // little ahead: filed again after the loop, looked at next time.
+        let mut not_yet = Vec::new();
         while let Some(entry) = self.wheel.first_entry() {
             if *entry.key() > now.as_millis() {
                 break;
@@ -163,6 +167,7 @@ impl Shard {
                 if slot.principal.is_none() || slot.due != bucket {
                     continue;
                 }
+                examined += 1;
                 let last = Timestamp::from_millis(*slot.last_access.get_mut());
                 let expiry = policy.expiry(last, slot.deadline);
                 if expiry <= now {
@@ -171,17 +176,24 @@ impl Shard {
                         removed.push(principal);
                     }
                 } else {
-                    let due = due_bucket(expiry, granularity);
-                    slot.due = due;
-                    self.wheel.entry(due).or_default().push(index);
+                    slot.due = due_bucket(expiry, granularity);
+                    if slot.due <= now.as_millis() {
+                        not_yet.push(index);
+                    } else {
+                        self.wheel.entry(slot.due).or_default().push(index);
+                    }
                 }
             }
         }
+        for index in not_yet {
+            let due = self.slots[index as usize].due;
+            self.wheel.entry(due).or_default().push(index);
+        }
+        examined
     }
 }
 
-/// The wheel bucket for an expiry: the next multiple of the granularity, so
-/// a session is never looked at before it can have expired.
+/// The wheel bucket for an expiry: the granularity step it falls in.
 pub(super) fn due_bucket(expiry: Timestamp, granularity: u64) -> u64 {
-    expiry.as_millis().div_ceil(granularity).saturating_mul(granularity)
+    expiry.as_millis() / granularity * granularity
 }
