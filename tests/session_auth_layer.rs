@@ -96,16 +96,14 @@ async fn legacy_paths_get_the_legacy_error_body() {
     assert_refused_before_the_store(request, UNAUTHENTICATED_LEGACY).await;
 }
 
-async fn assert_unauthenticated(
-    app: &mut (
-             impl Service<
-        Request<String>,
-        Response = Response<tower_cis::layer::ResponseBody<http_body_util::Full<bytes::Bytes>>>,
-        Error = Infallible,
-    >
-         ),
-    id: &SessionId,
-) {
+async fn assert_unauthenticated<S>(app: &mut S, id: &SessionId)
+where
+    S: Service<
+            Request<String>,
+            Response = Response<tower_cis::layer::ResponseBody<http_body_util::Full<bytes::Bytes>>>,
+        >,
+    S::Error: std::fmt::Debug,
+{
     let (status, headers, body) = call(app, get_with("/api/vcenter/vm", id)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body, UNAUTHENTICATED_MODERN);
@@ -306,4 +304,39 @@ async fn refresh_on_completion_never_recreates_a_deleted_session() {
     assert_eq!(read(in_flight.await.unwrap().unwrap()).await.0, StatusCode::OK);
     assert_eq!(store.stats().await.unwrap().sessions, 0);
     assert!(matches!(store.resolve(session.id()).await, Ok(tower_cis::store::Resolution::Unknown)));
+}
+
+#[tokio::test]
+async fn remote_store_admits_and_rejects_like_an_immediate_one() {
+    let (memory, clock) = manual_store(policy());
+    let store = Remote(memory);
+    let session = store.create(Principal::new("alice"), None).await.unwrap();
+    let mut app = SessionAuthLayer::new(store.clone()).layer(echo_user());
+    let (status, _, body) = call(&mut app, get_with("/api/x", session.id())).await;
+    assert_eq!((status, body), (StatusCode::OK, format!("alice {T0}")));
+    assert_unauthenticated(&mut app, &SessionId::generate().unwrap()).await;
+    clock.advance(Duration::from_secs(60));
+    assert_unauthenticated(&mut app, session.id()).await;
+    let (status, _, body) = call(&mut app, get_with("/rest/x", &SessionId::generate().unwrap())).await;
+    assert_eq!((status, body.as_str()), (StatusCode::UNAUTHORIZED, UNAUTHENTICATED_LEGACY));
+
+    let mut down = SessionAuthLayer::new(unreachable_remote()).layer(echo_user());
+    let (status, _, _) = call(&mut down, get_with("/api/x", session.id())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn remote_store_request_in_flight_finishes_after_delete() {
+    let (memory, _clock) = manual_store(policy());
+    let store = Remote(memory);
+    let session = store.create(Principal::new("alice"), None).await.unwrap();
+    let (started, mut has_started) = mpsc::unbounded_channel();
+    let gate = Arc::new(Semaphore::new(0));
+    let app = SessionAuthLayer::new(store.clone()).refresh_on_completion(true).layer(gated(started, Arc::clone(&gate)));
+    let in_flight = tokio::spawn(app.clone().oneshot(get_with("/api/demo/wait", session.id())));
+    has_started.recv().await.unwrap();
+    store.delete(session.id()).await.unwrap();
+    gate.add_permits(2);
+    assert_eq!(read(in_flight.await.unwrap().unwrap()).await.0, StatusCode::OK);
+    assert_eq!(read(app.oneshot(get_with("/api/x", session.id())).await.unwrap()).await.0, StatusCode::UNAUTHORIZED);
 }

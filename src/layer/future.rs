@@ -1,6 +1,7 @@
-//! The response future of [`SessionAuth`](super::SessionAuth): resolve the
-//! session, then run the inner service's future to completion (and, if asked,
-//! refresh the idle timer once more). A plain state machine: nothing is boxed.
+//! The response future of [`SessionAuth`](super::SessionAuth): the inner
+//! service's future once the session is resolved, the layer's own answer, or
+//! (for stores that must wait) the pending look-up. Nothing is boxed on the
+//! path of a store that answers at once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,23 +27,30 @@ pin_project! {
         St: SessionStore,
     {
         #[pin]
-        state: State<St::ResolveFuture, S::Future, S, Request<ReqBody>, S::Response>,
-        config: Option<Arc<Config>>,
-        flavor: ApiFlavor,
+        state: State<S::Future, S::Response, Box<Pending<S, St, ReqBody>>, St::ResolveFuture>,
         refresh: Option<(St, SessionId)>,
     }
 }
 
+/// A request waiting for a store that could not answer at once.
+pub(super) struct Pending<S, St: SessionStore, ReqBody> {
+    pub(super) resolve: St::ResolveFuture,
+    pub(super) inner: S,
+    pub(super) request: Request<ReqBody>,
+    pub(super) config: Arc<Config>,
+    pub(super) flavor: ApiFlavor,
+}
+
 pin_project! {
     #[project = StateProj]
-    enum State<Resolve, Inner, S, Req, Res> {
-        /// Waiting for the store; the ready inner service and the request wait too.
-        Resolving { #[pin] resolve: Resolve, admit: Option<(S, Req)> },
+    enum State<Inner, Res, Waiting, Resolve> {
+        /// Waiting for the store.
+        Resolving { waiting: Option<Waiting> },
         /// The request was admitted and runs to completion, whatever happens
         /// to its session meanwhile.
         Running { #[pin] inner: Inner },
         /// The response is ready; the idle timer is refreshed once more.
-        Refreshing { #[pin] resolve: Resolve, response: Option<Res> },
+        Refreshing { resolve: Resolve, response: Option<Res> },
         /// The layer answers itself.
         Rejected { response: Option<Response<Bytes>> },
     }
@@ -54,27 +62,34 @@ where
     St: SessionStore,
 {
     pub(super) fn rejected(response: Response<Bytes>) -> Self {
-        ResponseFuture {
-            state: State::Rejected { response: Some(response) },
-            config: None,
-            flavor: ApiFlavor::Modern,
-            refresh: None,
-        }
+        ResponseFuture { state: State::Rejected { response: Some(response) }, refresh: None }
     }
 
-    pub(super) fn resolving(
-        resolve: St::ResolveFuture,
-        inner: S,
-        request: Request<ReqBody>,
-        config: Arc<Config>,
-        flavor: ApiFlavor,
-        refresh: Option<(St, SessionId)>,
-    ) -> Self {
-        ResponseFuture {
-            state: State::Resolving { resolve, admit: Some((inner, request)) },
-            config: Some(config),
-            flavor,
-            refresh,
+    pub(super) fn running(inner: S::Future, refresh: Option<(St, SessionId)>) -> Self {
+        ResponseFuture { state: State::Running { inner }, refresh }
+    }
+
+    pub(super) fn pending(pending: Pending<S, St, ReqBody>, refresh: Option<(St, SessionId)>) -> Self {
+        ResponseFuture { state: State::Resolving { waiting: Some(Box::new(pending)) }, refresh }
+    }
+}
+
+/// What the layer does with a store's answer: the session to admit, or the
+/// rejection to answer with.
+pub(super) fn admit(outcome: Result<Resolution, crate::StoreError>) -> Result<crate::Session, Rejection> {
+    match outcome {
+        Ok(Resolution::Active(session)) => Ok(session),
+        Ok(Resolution::Unknown) => {
+            tracing::debug!(reason = "unknown", "session rejected");
+            Err(Rejection::Unauthenticated)
+        }
+        Ok(Resolution::Expired) => {
+            tracing::debug!(reason = "expired", "session rejected");
+            Err(Rejection::Unauthenticated)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "session store failed; answering 503");
+            Err(Rejection::Unavailable)
         }
     }
 }
@@ -92,31 +107,21 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Resolving { resolve, admit } => {
-                    let rejection = match ready!(resolve.poll(cx)) {
-                        Ok(Resolution::Active(session)) => {
-                            let (mut inner, mut request) = admit.take().expect(POLLED_AFTER_COMPLETION);
+                StateProj::Resolving { waiting } => {
+                    let pending = waiting.as_mut().expect(POLLED_AFTER_COMPLETION);
+                    let outcome = ready!(Pin::new(&mut pending.resolve).poll(cx));
+                    let Pending { mut inner, mut request, config, flavor, .. } =
+                        *waiting.take().expect(POLLED_AFTER_COMPLETION);
+                    match admit(outcome) {
+                        Ok(session) => {
                             request.extensions_mut().insert(session);
-                            let inner = inner.call(request);
-                            this.state.set(State::Running { inner });
-                            continue;
+                            this.state.set(State::Running { inner: inner.call(request) });
                         }
-                        Ok(Resolution::Unknown) => {
-                            tracing::debug!(reason = "unknown", "session rejected");
-                            Rejection::Unauthenticated
+                        Err(rejection) => {
+                            let response = config.response(rejection, flavor);
+                            this.state.set(State::Rejected { response: Some(response) });
                         }
-                        Ok(Resolution::Expired) => {
-                            tracing::debug!(reason = "expired", "session rejected");
-                            Rejection::Unauthenticated
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "session store failed; answering 503");
-                            Rejection::Unavailable
-                        }
-                    };
-                    let config = this.config.as_ref().expect(POLLED_AFTER_COMPLETION);
-                    let response = config.response(rejection, *this.flavor);
-                    this.state.set(State::Rejected { response: Some(response) });
+                    }
                 }
                 StateProj::Running { inner } => {
                     let response = ready!(inner.poll(cx))?;
@@ -131,7 +136,7 @@ where
                 StateProj::Refreshing { resolve, response } => {
                     // Whatever the store says now, the response stands: the
                     // request was admitted. A failed refresh is only logged.
-                    if let Err(error) = ready!(resolve.poll(cx)) {
+                    if let Err(error) = ready!(Pin::new(resolve).poll(cx)) {
                         tracing::warn!(%error, "could not refresh the session after the response");
                     }
                     let response = response.take().expect(POLLED_AFTER_COMPLETION);

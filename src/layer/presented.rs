@@ -2,13 +2,15 @@
 //! header, or on the legacy API also the cookie of that name. Pure parsing,
 //! no allocation, done before any store is asked.
 
-use http::HeaderMap;
 use http::header::COOKIE;
+use http::{HeaderMap, HeaderName};
 
 use crate::SessionId;
 
 /// The header (and legacy cookie) that carries the session id.
-pub const SESSION_HEADER: &str = "vmware-api-session-id";
+pub const SESSION_HEADER: HeaderName = HeaderName::from_static("vmware-api-session-id");
+
+const SESSION_COOKIE: &[u8] = b"vmware-api-session-id";
 
 /// Why a request presents no usable session id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +46,7 @@ impl IdProblem {
 /// assert_eq!(presented_session_id(&headers, false), Err(IdProblem::Malformed));
 /// ```
 pub fn presented_session_id(headers: &HeaderMap, cookie_too: bool) -> Result<SessionId, IdProblem> {
-    let mut values = headers.get_all(SESSION_HEADER).iter();
+    let mut values = headers.get_all(&SESSION_HEADER).iter();
     match (values.next(), values.next()) {
         (Some(value), None) => SessionId::parse_bytes(value.as_bytes()).ok_or(IdProblem::Malformed),
         (Some(_), Some(_)) => Err(IdProblem::Repeated),
@@ -58,7 +60,7 @@ fn from_cookies(headers: &HeaderMap) -> Result<SessionId, IdProblem> {
     let pairs = headers.get_all(COOKIE).iter().flat_map(|value| value.as_bytes().split(|&b| b == b';'));
     for pair in pairs {
         let pair = pair.trim_ascii();
-        let Some(value) = pair.strip_prefix(SESSION_HEADER.as_bytes()).and_then(|rest| rest.strip_prefix(b"=")) else {
+        let Some(value) = pair.strip_prefix(SESSION_COOKIE).and_then(|rest| rest.strip_prefix(b"=")) else {
             continue;
         };
         let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);

@@ -1,7 +1,9 @@
 //! The session-authenticating `Service`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -10,7 +12,8 @@ use tower_service::Service;
 
 use super::ResponseBody;
 use super::config::{Config, Rejection};
-use super::future::ResponseFuture;
+
+use super::future::{Pending, ResponseFuture, admit};
 use super::presented::presented_session_id;
 use crate::SessionStore;
 use crate::error::ApiFlavor;
@@ -66,13 +69,29 @@ where
                 ResponseFuture::rejected(self.config.response(Rejection::Unauthenticated, flavor))
             }
             Ok(id) => {
-                let resolve = self.store.resolve(&id);
-                // The service that was driven to readiness handles this
-                // request; a fresh clone waits for the next one.
-                let fresh = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, fresh);
                 let refresh = self.config.refresh_on_completion.then(|| (self.store.clone(), id));
-                ResponseFuture::resolving(resolve, ready, request, Arc::clone(&self.config), flavor, refresh)
+                let mut resolve = self.store.resolve(&id);
+                // Stores that answer at once are answered here, without
+                // parking the request in the future.
+                let mut quick = Context::from_waker(Waker::noop());
+                match Pin::new(&mut resolve).poll(&mut quick) {
+                    Poll::Ready(outcome) => match admit(outcome) {
+                        Ok(session) => {
+                            let mut request = request;
+                            request.extensions_mut().insert(session);
+                            ResponseFuture::running(self.inner.call(request), refresh)
+                        }
+                        Err(rejection) => ResponseFuture::rejected(self.config.response(rejection, flavor)),
+                    },
+                    Poll::Pending => {
+                        // The service that was driven to readiness handles
+                        // this request; a fresh clone waits for the next one.
+                        let fresh = self.inner.clone();
+                        let inner = std::mem::replace(&mut self.inner, fresh);
+                        let config = Arc::clone(&self.config);
+                        ResponseFuture::pending(Pending { resolve, inner, request, config, flavor }, refresh)
+                    }
+                }
             }
         }
     }

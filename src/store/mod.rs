@@ -104,10 +104,11 @@ pub struct StoreStats {
 /// same rules. The conformance suite (feature `conformance`) checks a store
 /// against every invariant.
 pub trait SessionStore: Clone + Send + Sync + 'static {
-    /// The future of [`resolve`](SessionStore::resolve). A named type, so the
-    /// session layer's response future is a plain state machine with no box
-    /// for stores that answer at once.
-    type ResolveFuture: Future<Output = Result<Resolution, StoreError>> + Send + 'static;
+    /// The future of [`resolve`](SessionStore::resolve). A named, `Unpin`
+    /// type: the session layer polls it once while handling the call, so a
+    /// store that answers at once (like [`std::future::Ready`]) costs no
+    /// allocation and no extra state; a remote store returns a boxed future.
+    type ResolveFuture: Future<Output = Result<Resolution, StoreError>> + Send + Unpin + 'static;
 
     /// Creates a session for `principal`, with an absolute deadline of
     /// `min(now + max_lifetime, credential_expiry)`. Never overwrites an

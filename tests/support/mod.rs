@@ -115,3 +115,45 @@ pub const UNAUTHENTICATED_MODERN: &str = r#"{"error_type":"UNAUTHENTICATED","mes
 
 /// The exact 401 body of the legacy API.
 pub const UNAUTHENTICATED_LEGACY: &str = r#"{"type":"com.vmware.vapi.std.errors.unauthenticated","value":{"messages":[{"args":[],"default_message":"Authentication required.","id":"com.vmware.vapi.endpoint.method.authentication.required"}]}}"#;
+
+/// Wraps a store so that `resolve` first returns `Pending` once, as a remote
+/// store would while its round trip is under way.
+#[derive(Clone)]
+pub struct Remote<S>(pub S);
+
+impl<S: SessionStore> SessionStore for Remote<S> {
+    type ResolveFuture = std::pin::Pin<Box<dyn Future<Output = Result<Resolution, StoreError>> + Send>>;
+
+    fn create(
+        &self,
+        principal: Principal,
+        expiry: Option<Timestamp>,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send {
+        self.0.create(principal, expiry)
+    }
+
+    fn resolve(&self, id: &SessionId) -> Self::ResolveFuture {
+        let answer = self.0.resolve(id);
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            answer.await
+        })
+    }
+
+    fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.0.delete(id)
+    }
+
+    fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send {
+        self.0.stats()
+    }
+
+    fn user_sessions(&self, user: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.0.user_sessions(user)
+    }
+}
+
+/// A remote store that cannot be reached: `Pending` first, then an error.
+pub fn unreachable_remote() -> Remote<Unreachable> {
+    Remote(Unreachable)
+}
