@@ -32,6 +32,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
+mod cis;
 mod clock;
 pub mod error;
 #[cfg(feature = "axum")]
@@ -39,10 +41,12 @@ pub mod extract;
 mod id;
 pub mod layer;
 mod principal;
+pub mod rest;
 mod session;
 pub mod store;
 mod time;
 
+pub use cis::{Cis, CisConfig, CisFuture, CisService};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use id::{InvalidSessionId, LogTag, RandomUnavailable, SESSION_ID_LEN, SessionId};
 pub use layer::SessionAuthLayer;

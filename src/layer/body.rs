@@ -25,11 +25,11 @@ pin_project! {
 }
 
 impl<B> ResponseBody<B> {
-    pub(super) fn inner(body: B) -> Self {
+    pub(crate) fn inner(body: B) -> Self {
         ResponseBody { kind: Kind::Inner { body } }
     }
 
-    pub(super) fn rejection(json: Bytes) -> Self {
+    pub(crate) fn full(json: Bytes) -> Self {
         ResponseBody { kind: Kind::Rejection { json: Some(json) } }
     }
 }

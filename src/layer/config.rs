@@ -4,21 +4,23 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::error::{ApiFlavor, LocalizableMessage, VapiError};
+use crate::store::Resolution;
+use crate::{Session, StoreError};
 
 /// The default `WWW-Authenticate` challenge.
 pub(super) const DEFAULT_CHALLENGE: &str = "Basic realm=\"VAPI endpoint\"";
 
 /// Why the layer answers a request itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Rejection {
+pub(crate) enum Rejection {
     Unauthenticated,
     Unavailable,
 }
 
 #[derive(Debug)]
-pub(super) struct Config {
+pub(crate) struct Config {
     pub(super) legacy_prefix: Option<Box<str>>,
-    pub(super) challenge: HeaderValue,
+    pub(crate) challenge: HeaderValue,
     pub(super) refresh_on_completion: bool,
     /// Pre-rendered bodies: [modern, legacy] for each rejection.
     unauthenticated: [Bytes; 2],
@@ -44,11 +46,11 @@ impl Config {
         Config::new(prefix, challenge, refresh)
     }
 
-    pub(super) fn is_legacy(&self, path: &str) -> bool {
+    pub(crate) fn is_legacy(&self, path: &str) -> bool {
         self.legacy_prefix.as_deref().is_some_and(|prefix| path.starts_with(prefix))
     }
 
-    pub(super) fn response(&self, rejection: Rejection, flavor: ApiFlavor) -> Response<Bytes> {
+    pub(crate) fn response(&self, rejection: Rejection, flavor: ApiFlavor) -> Response<Bytes> {
         let index = usize::from(flavor == ApiFlavor::Legacy);
         let (status, body) = match rejection {
             Rejection::Unauthenticated => (StatusCode::UNAUTHORIZED, &self.unauthenticated[index]),
@@ -71,4 +73,24 @@ pub(crate) fn store_unavailable() -> VapiError {
         "com.vmware.cis.session.store.unavailable",
         "The session service is temporarily unavailable. Retry later.",
     ))
+}
+
+/// What to do with a store's answer: the session to admit, or the rejection
+/// to answer with.
+pub(crate) fn admit(outcome: Result<Resolution, StoreError>) -> Result<Session, Rejection> {
+    match outcome {
+        Ok(Resolution::Active(session)) => Ok(session),
+        Ok(Resolution::Unknown) => {
+            tracing::debug!(reason = "unknown", "session rejected");
+            Err(Rejection::Unauthenticated)
+        }
+        Ok(Resolution::Expired) => {
+            tracing::debug!(reason = "expired", "session rejected");
+            Err(Rejection::Unauthenticated)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "session store failed; answering 503");
+            Err(Rejection::Unavailable)
+        }
+    }
 }

@@ -14,9 +14,8 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::ResponseBody;
-use super::config::{Config, Rejection};
+use super::config::{Config, admit};
 use crate::error::ApiFlavor;
-use crate::store::Resolution;
 use crate::{SessionId, SessionStore};
 
 pin_project! {
@@ -74,26 +73,6 @@ where
     }
 }
 
-/// What the layer does with a store's answer: the session to admit, or the
-/// rejection to answer with.
-pub(super) fn admit(outcome: Result<Resolution, crate::StoreError>) -> Result<crate::Session, Rejection> {
-    match outcome {
-        Ok(Resolution::Active(session)) => Ok(session),
-        Ok(Resolution::Unknown) => {
-            tracing::debug!(reason = "unknown", "session rejected");
-            Err(Rejection::Unauthenticated)
-        }
-        Ok(Resolution::Expired) => {
-            tracing::debug!(reason = "expired", "session rejected");
-            Err(Rejection::Unauthenticated)
-        }
-        Err(error) => {
-            tracing::warn!(%error, "session store failed; answering 503");
-            Err(Rejection::Unavailable)
-        }
-    }
-}
-
 const POLLED_AFTER_COMPLETION: &str = "SessionAuth's ResponseFuture polled after completion";
 
 impl<S, St, ReqBody, ResBody> Future for ResponseFuture<S, St, ReqBody>
@@ -144,7 +123,7 @@ where
                 }
                 StateProj::Rejected { response } => {
                     let response = response.take().expect(POLLED_AFTER_COMPLETION);
-                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                    return Poll::Ready(Ok(response.map(ResponseBody::full)));
                 }
             }
         }

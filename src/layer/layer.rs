@@ -85,6 +85,10 @@ impl<St: SessionStore> SessionAuthLayer<St> {
         &self.store
     }
 
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
     fn reconfigure(self, change: impl FnOnce(&mut Option<Box<str>>, &mut HeaderValue, &mut bool)) -> Self {
         let config = Arc::new(self.config.with(change));
         SessionAuthLayer { store: self.store, config }

@@ -17,7 +17,7 @@
 //! deleted or expires meanwhile.
 
 mod body;
-mod config;
+pub(crate) mod config;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;

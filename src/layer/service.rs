@@ -11,9 +11,9 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::ResponseBody;
-use super::config::{Config, Rejection};
+use super::config::{Config, Rejection, admit};
 
-use super::future::{Pending, ResponseFuture, admit};
+use super::future::{Pending, ResponseFuture};
 use super::presented::presented_session_id;
 use crate::SessionStore;
 use crate::error::ApiFlavor;
