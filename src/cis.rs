@@ -31,7 +31,7 @@ use crate::{ExpiryPolicy, SessionAuthLayer, SessionStore, SharedClock, SystemClo
 /// With axum, mount the session service beside the layered routes:
 ///
 /// ```
-/// use axum::{Router, routing::get};
+/// use axum::{Extension, Router, routing::get};
 /// use tower_cis::auth::{HashCost, UserDirectory};
 /// use tower_cis::rest::{LEGACY_SESSION_PATH, MODERN_SESSION_PATH};
 /// use tower_cis::{Cis, CisConfig, Session};
@@ -43,7 +43,7 @@ use crate::{ExpiryPolicy, SessionAuthLayer, SessionStore, SharedClock, SystemClo
 /// let cis = Cis::in_memory(users, CisConfig::default());
 ///
 /// let app: Router = Router::new()
-///     .route("/api/demo/whoami", get(|session: Session| async move { session.user().to_owned() }))
+///     .route("/api/demo/whoami", get(|Extension(session): Extension<Session>| async move { session.user().to_owned() }))
 ///     .layer(cis.layer())
 ///     .route_service(MODERN_SESSION_PATH, cis.session_service())
 ///     .route_service(LEGACY_SESSION_PATH, cis.session_service());

@@ -56,3 +56,8 @@ pub use session::{ExpiryPolicy, Session, SessionInfo};
 pub use store::memory::{MemoryStore, MemoryStoreBuilder, PurgeReport};
 pub use store::{SessionStore, StoreError, StoreErrorKind};
 pub use time::Timestamp;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
