@@ -75,6 +75,11 @@ impl ErrorType {
         }
     }
 
+    /// Parses an `error_type` value (`"NOT_FOUND"`).
+    pub fn parse(text: &str) -> Option<Self> {
+        ALL_ERROR_TYPES.iter().copied().find(|t| t.as_str() == text)
+    }
+
     /// The error's structure name: `com.vmware.vapi.std.errors.unauthenticated`, …
     pub fn qualified_name(self) -> String {
         format!("com.vmware.vapi.std.errors.{}", self.as_str().to_ascii_lowercase())
@@ -112,6 +117,38 @@ impl ErrorType {
     }
 }
 
+/// Every error type, in the order of the enum.
+pub const ALL_ERROR_TYPES: [ErrorType; 25] = {
+    use ErrorType::*;
+    [
+        AlreadyExists,
+        AlreadyInDesiredState,
+        Canceled,
+        ConcurrentChange,
+        Error,
+        FeatureInUse,
+        InternalServerError,
+        InvalidArgument,
+        InvalidElementConfiguration,
+        InvalidElementType,
+        InvalidRequest,
+        NotAllowedInCurrentState,
+        NotFound,
+        OperationNotFound,
+        ResourceBusy,
+        ResourceInUse,
+        ResourceInaccessible,
+        ServiceUnavailable,
+        TimedOut,
+        UnableToAllocateResource,
+        Unauthenticated,
+        Unauthorized,
+        UnexpectedInput,
+        Unsupported,
+        UnverifiedPeer,
+    ]
+};
+
 impl fmt::Display for ErrorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -119,7 +156,7 @@ impl fmt::Display for ErrorType {
 }
 
 /// A `com.vmware.vapi.std.localizable_message`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LocalizableMessage {
     /// Arguments substituted into the message.
     pub args: Vec<String>,
@@ -238,6 +275,19 @@ impl VapiError {
     /// The optional data value.
     pub fn data(&self) -> Option<&Value> {
         self.data.as_ref()
+    }
+
+    /// The error as a JSON value in the given surface's shape (as it appears
+    /// in a body, or inside a `TaskInfo`).
+    pub fn to_json(&self, flavor: ApiFlavor) -> Value {
+        serde_json::from_slice(&self.body(flavor)).unwrap_or(Value::Null)
+    }
+
+    /// Reads a modern-API error body (`{"error_type":…,"messages":[…]}`).
+    pub fn from_json(value: &Value) -> Option<Self> {
+        let error_type = ErrorType::parse(value.get("error_type")?.as_str()?)?;
+        let messages = serde_json::from_value(value.get("messages")?.clone()).ok()?;
+        Some(VapiError { error_type, messages, data: value.get("data").cloned() })
     }
 
     /// The JSON body for the given surface.

@@ -44,6 +44,8 @@ mod principal;
 pub mod rest;
 mod session;
 pub mod store;
+#[cfg(feature = "tasks")]
+pub mod tasks;
 mod time;
 
 pub use cis::{Cis, CisConfig, CisFuture, CisService};

@@ -6,10 +6,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::extract::Query;
+use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -21,6 +24,8 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_cis::auth::{ClientInfo, PasswordAuthenticator};
 use tower_cis::error::{ApiFlavor, ErrorType, LocalizableMessage, VapiError};
+use tower_cis::rest::tasks::{LEGACY_TASKS_PATH, MODERN_TASKS_PATH, TasksService};
+use tower_cis::tasks::{MemoryTaskStore, TaskContext, TaskLayer, TaskManager, TaskSpec};
 use tower_cis::{Cis, MemoryStore, Session};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -31,12 +36,38 @@ pub type ExampleCis = Cis<MemoryStore, PasswordAuthenticator>;
 /// The longest `/api/demo/wait`.
 pub const MAX_WAIT_SECONDS: u64 = 300;
 
-/// The demo application, without the cis services.
-pub fn demo_routes() -> Router {
-    Router::new().route("/api/demo/whoami", get(whoami)).route("/api/demo/wait", get(wait)).fallback(not_found)
+/// The task manager of the example server: in memory, on `cis`'s clock,
+/// finished tasks kept 24 hours.
+pub fn demo_tasks(cis: &ExampleCis) -> TaskManager {
+    let store = MemoryTaskStore::new(Duration::from_secs(24 * 60 * 60), 100_000, Arc::clone(cis.clock()));
+    TaskManager::new(store, Arc::clone(cis.clock())).with_administrators("vsphere.local\\Administrators")
 }
 
-async fn whoami(axum::Extension(session): axum::Extension<Session>) -> Response {
+/// The demo application (without the Session service): the demo endpoints,
+/// some of which run as tasks with `vmw-task=true`, and the Tasks service.
+pub fn demo_routes_with(tasks: TaskManager) -> Router {
+    let wait_task = TaskLayer::new(
+        tasks.clone(),
+        TaskSpec::new("com.vmware.cis.demo", "wait", LocalizableMessage::new("com.vmware.cis.demo.wait", "Wait")),
+    );
+    let fail_task = TaskLayer::new(
+        tasks.clone(),
+        TaskSpec::new("com.vmware.cis.demo", "fail", LocalizableMessage::new("com.vmware.cis.demo.fail", "Fail"))
+            .cancelable(false),
+    );
+    let tasks_service = TasksService::new(tasks);
+    Router::new()
+        .route("/api/demo/whoami", get(whoami))
+        .route("/api/demo/wait", get(wait).post(wait.layer(wait_task)))
+        .route("/api/demo/fail", post(fail.layer(fail_task)))
+        .route_service(MODERN_TASKS_PATH, tasks_service.clone())
+        .route_service(&format!("{MODERN_TASKS_PATH}/{{task}}"), tasks_service.clone())
+        .route_service(LEGACY_TASKS_PATH, tasks_service.clone())
+        .route_service(&format!("{LEGACY_TASKS_PATH}/{{task}}"), tasks_service)
+        .fallback(not_found)
+}
+
+async fn whoami(Extension(session): Extension<Session>) -> Response {
     axum::Json(json!({ "user": session.user() })).into_response()
 }
 
@@ -45,19 +76,53 @@ struct WaitQuery {
     seconds: Option<String>,
 }
 
-async fn wait(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>) -> Response {
-    let seconds = query.ok().and_then(|q| q.0.seconds).and_then(|s| s.parse::<u64>().ok());
-    match seconds {
-        Some(seconds) if seconds <= MAX_WAIT_SECONDS => {
-            tokio::time::sleep(Duration::from_secs(seconds)).await;
-            axum::Json(json!({ "waited_seconds": seconds })).into_response()
-        }
-        _ => vapi(
+/// Waits `seconds`; as a task, reports progress every tenth of the way.
+async fn wait(
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+    task: Option<Extension<TaskContext>>,
+) -> Response {
+    let Some(seconds) = seconds(query) else {
+        return vapi(
             ErrorType::InvalidArgument,
             "com.vmware.cis.demo.wait.seconds",
             "The query parameter seconds must be a whole number from 0 to 300.",
-        ),
+        );
+    };
+    match task {
+        Some(Extension(task)) => {
+            let step = Duration::from_secs(seconds) / 10;
+            for tenth in 1..=10 {
+                tokio::time::sleep(step).await;
+                let message =
+                    LocalizableMessage::new("com.vmware.cis.demo.wait.progress", format!("{}% done", tenth * 10));
+                task.progress(10, tenth, message).await;
+            }
+        }
+        None => tokio::time::sleep(Duration::from_secs(seconds)).await,
     }
+    axum::Json(json!({ "waited_seconds": seconds })).into_response()
+}
+
+/// Works for `seconds` (default 1), then fails, as it always does.
+async fn fail(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+    let Some(seconds) = seconds(query) else {
+        return vapi(
+            ErrorType::InvalidArgument,
+            "com.vmware.cis.demo.wait.seconds",
+            "The query parameter seconds must be a whole number from 0 to 300.",
+        );
+    };
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    vapi(ErrorType::Error, "com.vmware.cis.demo.fail", "The demo operation failed, as it always does.")
+}
+
+fn seconds(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>) -> Option<u64> {
+    let text = query.ok().and_then(|q| q.0.seconds);
+    let seconds = match text {
+        Some(text) => text.parse::<u64>().ok()?,
+        None => 1,
+    };
+    (seconds <= MAX_WAIT_SECONDS).then_some(seconds)
 }
 
 async fn not_found() -> Response {
@@ -73,13 +138,24 @@ fn vapi(error_type: ErrorType, id: &'static str, text: &'static str) -> Response
 /// completes; then stops accepting and returns once every request in flight
 /// has been answered.
 pub async fn serve(listener: TcpListener, cis: ExampleCis, shutdown: impl Future<Output = ()>) {
+    let tasks = demo_tasks(&cis);
+    serve_with(listener, cis, tasks, shutdown).await;
+}
+
+/// [`serve`] with the given task manager.
+pub async fn serve_with(
+    listener: TcpListener,
+    cis: ExampleCis,
+    tasks: TaskManager,
+    shutdown: impl Future<Output = ()>,
+) {
     let app = ServiceBuilder::new()
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .service(cis.wrap(demo_routes()));
+        .service(cis.wrap(demo_routes_with(tasks)));
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);

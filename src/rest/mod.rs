@@ -4,8 +4,12 @@
 pub mod query;
 mod reply;
 pub mod session;
+#[cfg(feature = "tasks")]
+pub mod tasks;
 
 pub use session::SessionService;
+#[cfg(feature = "tasks")]
+pub use tasks::TasksService;
 
 /// The modern API's session path.
 pub const MODERN_SESSION_PATH: &str = "/api/session";

@@ -76,3 +76,12 @@ fn decode(text: &str) -> Result<Cow<'_, str>, BadQuery> {
     }
     String::from_utf8(out).map(Cow::Owned).map_err(|_| BadQuery)
 }
+
+/// Percent-decodes one path segment (`+` stays a plus).
+pub fn decode_segment(text: &str) -> Result<Cow<'_, str>, BadQuery> {
+    if !text.contains('%') {
+        return Ok(Cow::Borrowed(text));
+    }
+    decode(&text.replace('+', "%2B"))
+        .map(|decoded| Cow::Owned(decoded.into_owned()))
+}

@@ -43,6 +43,8 @@ pub enum StoreErrorKind {
     TooManySessions,
     /// The user holds as many sessions as one user is allowed to.
     TooManyUserSessions,
+    /// The task store holds as many running tasks as it is allowed to.
+    TooManyTasks,
 }
 
 /// A store failure. The message is for operators and never holds a session id.
@@ -80,6 +82,7 @@ impl fmt::Display for StoreError {
             StoreErrorKind::Unavailable => "session store unavailable",
             StoreErrorKind::TooManySessions => "session limit reached",
             StoreErrorKind::TooManyUserSessions => "per-user session limit reached",
+            StoreErrorKind::TooManyTasks => "task limit reached",
         };
         write!(f, "{what}: {}", self.message)
     }
