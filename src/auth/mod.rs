@@ -7,6 +7,11 @@
 //!   SSO's lockout policy.
 //! - [`parse_basic`] and [`basic_from_headers`]: strict parsing of
 //!   `Authorization: Basic` (RFC 7617).
+//! - With the `saml` feature: [`SamlAuthenticator`](saml::SamlAuthenticator),
+//!   which verifies SAML bearer tokens from a vSphere STS, and
+//!   [`sign_from_headers`], which reads them from `Authorization: SIGN`.
+//! - [`CompositeAuthenticator`]: one authenticator per kind of credential, so
+//!   that one server accepts passwords and SAML tokens.
 //!
 //! Every refusal is an [`AuthError`]; [`AuthError::to_vapi`] renders it as the
 //! vAPI error a client sees: 401 `UNAUTHENTICATED` for a wrong credential and
@@ -43,6 +48,10 @@ use crate::{Principal, Timestamp};
 mod basic;
 mod directory;
 mod password;
+#[cfg(feature = "saml")]
+pub mod saml;
+#[cfg(feature = "saml")]
+mod sign;
 mod throttle;
 
 pub use basic::{
@@ -50,6 +59,10 @@ pub use basic::{
 };
 pub use directory::{DirectoryError, DirectoryErrorKind, HashCost, UserDirectory, hash_password};
 pub use password::PasswordAuthenticator;
+#[cfg(feature = "saml")]
+pub use sign::{
+    MAX_INFLATE_RATIO, MAX_SIGN_HEADER_LEN, MAX_TOKEN_LEN, SignCredentials, SignError, is_sign, sign_from_headers,
+};
 pub use throttle::{FailureLimit, LoginAttempt, LoginThrottle, ThrottlePolicy, ThrottleReason, Throttled};
 
 /// What a client presents to log in.
@@ -66,6 +79,22 @@ pub enum Credential<'a> {
         /// The password.
         password: &'a str,
     },
+    /// A SAML bearer token (the assertion's XML), as decoded from
+    /// `Authorization: SIGN` or a JSON-RPC `samlToken`; not yet verified.
+    SamlBearer {
+        /// The assertion's XML.
+        token: &'a str,
+    },
+}
+
+impl Credential<'_> {
+    /// The kind of credential, for logs: `"basic"` or `"saml-bearer"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::Basic { .. } => "basic",
+            Credential::SamlBearer { .. } => "saml-bearer",
+        }
+    }
 }
 
 impl fmt::Debug for Credential<'_> {
@@ -74,6 +103,65 @@ impl fmt::Debug for Credential<'_> {
             Credential::Basic { user, .. } => {
                 f.debug_struct("Basic").field("user", user).field("password", &"<redacted>").finish()
             }
+            Credential::SamlBearer { token } => f.debug_struct("SamlBearer").field("token_len", &token.len()).finish(),
+        }
+    }
+}
+
+/// The credentials a login request presents, read from its `Authorization`
+/// headers: Basic, or (with the `saml` feature) SIGN.
+pub(crate) enum Presented {
+    Basic(BasicCredentials),
+    #[cfg(feature = "saml")]
+    Sign(SignCredentials),
+}
+
+/// A login request refused before its credentials reach an authenticator.
+pub(crate) struct Unusable {
+    /// What to log.
+    pub(crate) error: AuthError,
+    /// A holder-of-key SIGN request, which gets its own 401 message.
+    holder_of_key: bool,
+}
+
+impl Unusable {
+    /// What the client sees: [`VapiError::unauthenticated`], or for a
+    /// holder-of-key request, a 401 saying that holder-of-key is not supported.
+    pub(crate) fn to_vapi(&self) -> VapiError {
+        if self.holder_of_key {
+            VapiError::new(
+                ErrorType::Unauthenticated,
+                LocalizableMessage::new(
+                    HOLDER_OF_KEY_MESSAGE_ID,
+                    "Holder-of-key SAML tokens are not supported. Present a bearer token.",
+                ),
+            )
+        } else {
+            VapiError::unauthenticated()
+        }
+    }
+}
+
+impl Presented {
+    /// Reads `Authorization: Basic` or, when the first header uses that
+    /// scheme, `Authorization: SIGN`.
+    pub(crate) fn from_headers(headers: &http::HeaderMap) -> Result<Self, Unusable> {
+        #[cfg(feature = "saml")]
+        if is_sign(headers) {
+            return sign_from_headers(headers)
+                .map(Presented::Sign)
+                .map_err(|error| Unusable { holder_of_key: error == SignError::HolderOfKey, error: error.into() });
+        }
+        basic_from_headers(headers)
+            .map(Presented::Basic)
+            .map_err(|error| Unusable { error: error.into(), holder_of_key: false })
+    }
+
+    pub(crate) fn as_credential(&self) -> Credential<'_> {
+        match self {
+            Presented::Basic(basic) => basic.as_credential(),
+            #[cfg(feature = "saml")]
+            Presented::Sign(sign) => sign.as_credential(),
         }
     }
 }
@@ -183,6 +271,10 @@ pub struct AuthError {
 /// vCenter sends: vCenter clients act on `error_type` (`UNAUTHENTICATED`),
 /// while a person reading the message learns to wait instead of retyping.
 pub const THROTTLED_MESSAGE_ID: &str = "com.vmware.cis.session.authentication.throttled";
+
+/// The message id of the 401 answering a holder-of-key `Authorization: SIGN`
+/// request (one with `signature=`), which this crate does not verify.
+pub const HOLDER_OF_KEY_MESSAGE_ID: &str = "com.vmware.cis.session.authentication.holder_of_key_unsupported";
 
 /// The message id of an authenticator that cannot answer (503).
 pub const UNAVAILABLE_MESSAGE_ID: &str = "com.vmware.cis.session.authentication.unavailable";
@@ -310,5 +402,71 @@ impl<A: Authenticator> Authenticator for Arc<A> {
         client: &ClientInfo,
     ) -> impl Future<Output = Result<Authenticated, AuthError>> + Send {
         (**self).authenticate(credential, client)
+    }
+}
+
+/// Hands each credential to the authenticator for its kind: passwords
+/// (`Basic`) to `password`, SAML tokens to `saml`. One server then accepts
+/// both `Authorization: Basic` and `Authorization: SIGN`.
+///
+/// ```
+/// use tower_cis::Principal;
+/// use tower_cis::auth::{
+///     AuthError, Authenticated, Authenticator, ClientInfo, CompositeAuthenticator, Credential, HashCost,
+///     PasswordAuthenticator, UserDirectory,
+/// };
+///
+/// /// Stands in for `SamlAuthenticator` (feature `saml`).
+/// struct AnyToken;
+/// impl Authenticator for AnyToken {
+///     async fn authenticate(&self, credential: Credential<'_>, _: &ClientInfo) -> Result<Authenticated, AuthError> {
+///         match credential {
+///             Credential::SamlBearer { .. } => Ok(Authenticated::new(Principal::new("token-user"))),
+///             _ => Err(AuthError::rejected("tokens only")),
+///         }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let users = UserDirectory::new().with_cost(HashCost::insecure_fast_for_tests()).with_user("alice", "pw")?;
+/// let auth = CompositeAuthenticator::new(PasswordAuthenticator::new(users), AnyToken);
+/// let client = ClientInfo::default();
+/// let alice = auth.authenticate(Credential::Basic { user: "alice", password: "pw" }, &client).await?;
+/// assert_eq!(alice.principal().name(), "alice");
+/// let token = auth.authenticate(Credential::SamlBearer { token: "<Assertion/>" }, &client).await?;
+/// assert_eq!(token.principal().name(), "token-user");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CompositeAuthenticator<P, S> {
+    password: P,
+    saml: S,
+}
+
+impl<P, S> CompositeAuthenticator<P, S> {
+    /// Passwords go to `password`, SAML tokens to `saml`.
+    pub fn new(password: P, saml: S) -> Self {
+        CompositeAuthenticator { password, saml }
+    }
+
+    /// The authenticator for passwords.
+    pub fn password(&self) -> &P {
+        &self.password
+    }
+
+    /// The authenticator for SAML tokens.
+    pub fn saml(&self) -> &S {
+        &self.saml
+    }
+}
+
+impl<P: Authenticator, S: Authenticator> Authenticator for CompositeAuthenticator<P, S> {
+    async fn authenticate(&self, credential: Credential<'_>, client: &ClientInfo) -> Result<Authenticated, AuthError> {
+        match credential {
+            Credential::Basic { .. } => self.password.authenticate(credential, client).await,
+            Credential::SamlBearer { .. } => self.saml.authenticate(credential, client).await,
+        }
     }
 }

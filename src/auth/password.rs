@@ -140,10 +140,11 @@ impl PasswordAuthenticator {
         credential: Credential<'_>,
         client: &ClientInfo,
     ) -> Result<Authenticated, AuthError> {
-        #[allow(unreachable_patterns, reason = "other credential kinds are to come")]
         let (user, password) = match credential {
             Credential::Basic { user, password } => (user, password),
-            _ => return Err(AuthError::rejected("password authentication takes Basic credentials only")),
+            Credential::SamlBearer { .. } => {
+                return Err(AuthError::rejected("password authentication takes Basic credentials only"));
+            }
         };
         if user.is_empty() || user.len() > MAX_USER_LEN || password.len() > MAX_PASSWORD_LEN {
             tracing::debug!(user_len = user.len(), "login rejected: user name or password out of bounds");

@@ -22,7 +22,7 @@ use tower_service::Service;
 
 use super::reply::{empty, error_response, json};
 use super::{LEGACY_SESSION_PATH, MODERN_SESSION_PATH, query};
-use crate::auth::{AuthErrorKind, Authenticator, ClientInfo, basic_from_headers};
+use crate::auth::{AuthErrorKind, Authenticator, ClientInfo, Presented};
 use crate::error::{ApiFlavor, ErrorType, LocalizableMessage, VapiError};
 use crate::layer::config::{Config, admit, store_unavailable};
 use crate::layer::presented_session_id;
@@ -34,7 +34,8 @@ const USE_HEADER_AUTHN: &str = "vmware-use-header-authn";
 /// The Session service, serving [`MODERN_SESSION_PATH`] and
 /// [`LEGACY_SESSION_PATH`]. Build it with [`Cis::session_service`](crate::Cis::session_service).
 ///
-/// `create` reads `Authorization: Basic`; a `vmware-api-session-id` sent
+/// `create` reads `Authorization: Basic` or, with the `saml` feature,
+/// `Authorization: SIGN` (a SAML bearer token); a `vmware-api-session-id` sent
 /// along (a client logging in again) is ignored. `get` and `delete` resolve
 /// the session themselves, so the service is mounted outside the
 /// [`SessionAuthLayer`](crate::SessionAuthLayer). The client address for
@@ -106,11 +107,11 @@ impl<St: SessionStore, A: Authenticator> Shared<St, A> {
     }
 
     async fn create(&self, parts: &Parts, flavor: ApiFlavor) -> Response<Bytes> {
-        let credentials = match basic_from_headers(&parts.headers) {
+        let credentials = match Presented::from_headers(&parts.headers) {
             Ok(credentials) => credentials,
-            Err(problem) => {
-                tracing::debug!(%problem, "login without usable credentials");
-                return self.unauthenticated(&VapiError::unauthenticated(), flavor);
+            Err(unusable) => {
+                tracing::debug!(problem = %unusable.error, "login without usable credentials");
+                return self.unauthenticated(&unusable.to_vapi(), flavor);
             }
         };
         let client = parts.extensions.get::<ClientInfo>().cloned().unwrap_or_default();
