@@ -460,9 +460,6 @@ async fn a_session_used_within_its_idle_timeout_lives_on_and_ends_after_a_full_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/store/memory/shard.rs resolve answers Expired but leaves the record as it was, so a clock \
-            that steps back before the sweeper purges it revives the session, against src/store/mod.rs's promise \
-            that nothing after an expiry can bring a session back"]
 async fn an_expired_session_stays_refused_when_the_clock_steps_back() {
     let idle = Duration::from_secs(30 * 60);
     let server = TestServer::start_with(Settings {
@@ -637,8 +634,6 @@ async fn an_unknown_path_answers_404_not_found_with_a_session_and_401_without() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: examples/server/app.rs `not_found` always renders ApiFlavor::Modern, so an unknown /rest path \
-            with a valid session gets the modern NOT_FOUND body while its 401 (from the layer) is legacy"]
 async fn an_unknown_legacy_path_with_a_session_answers_404_with_the_legacy_body() {
     let server = TestServer::start().await;
     let id = server.login_legacy(ADMIN, ADMIN_PASSWORD).await;

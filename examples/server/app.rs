@@ -125,8 +125,13 @@ fn seconds(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryReject
     (seconds <= MAX_WAIT_SECONDS).then_some(seconds)
 }
 
-async fn not_found() -> Response {
-    vapi(ErrorType::NotFound, "com.vmware.vapi.rest.not_found", "No such resource.")
+async fn not_found(uri: http::Uri) -> Response {
+    let flavor = if uri.path().starts_with("/rest/") { ApiFlavor::Legacy } else { ApiFlavor::Modern };
+    let error = VapiError::new(
+        ErrorType::NotFound,
+        LocalizableMessage::new("com.vmware.vapi.rest.not_found", "No such resource."),
+    );
+    error.response(flavor, None).map(axum::body::Body::from)
 }
 
 fn vapi(error_type: ErrorType, id: &'static str, text: &'static str) -> Response {

@@ -82,6 +82,5 @@ pub fn decode_segment(text: &str) -> Result<Cow<'_, str>, BadQuery> {
     if !text.contains('%') {
         return Ok(Cow::Borrowed(text));
     }
-    decode(&text.replace('+', "%2B"))
-        .map(|decoded| Cow::Owned(decoded.into_owned()))
+    decode(&text.replace('+', "%2B")).map(|decoded| Cow::Owned(decoded.into_owned()))
 }

@@ -62,9 +62,9 @@ impl<T: TaskStore> TasksService<T> {
 
     /// Whether `path` is one this service answers.
     pub fn serves(path: &str) -> bool {
-        [MODERN_TASKS_PATH, LEGACY_TASKS_PATH].iter().any(|base| {
-            path.strip_prefix(base).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        [MODERN_TASKS_PATH, LEGACY_TASKS_PATH]
+            .iter()
+            .any(|base| path.strip_prefix(base).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
     }
 }
 
@@ -134,7 +134,8 @@ struct ListRequest {
 
 /// A bool query parameter: absent, `true` or `false`.
 fn flag(query: Option<&str>, name: &str) -> Result<Option<bool>, VapiError> {
-    let bad = || invalid("com.vmware.vapi.rest.bad_query", format!("The query parameter {name} must be true or false."));
+    let bad =
+        || invalid("com.vmware.vapi.rest.bad_query", format!("The query parameter {name} must be true or false."));
     match query::single(query, name).map_err(|_| bad())?.as_deref() {
         None => Ok(None),
         Some("true") => Ok(Some(true)),
@@ -280,8 +281,9 @@ where
     let request: ListRequest = if bytes.is_empty() {
         ListRequest::default()
     } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| invalid("com.vmware.vapi.rest.body", format!("The request body is not a valid list request: {e}")))?
+        serde_json::from_slice(&bytes).map_err(|e| {
+            invalid("com.vmware.vapi.rest.body", format!("The request body is not a valid list request: {e}"))
+        })?
     };
     Ok((request.filter_spec.unwrap_or_default(), request.result_spec.unwrap_or_default()))
 }

@@ -145,6 +145,19 @@ pub async fn expired_session_stays_expired<F: StoreFactory>(factory: &F) {
     assert!(matches!(store.resolve(session.id()).await, Ok(Resolution::Unknown)));
 }
 
+/// An expiry once seen is final: a clock that steps back (an NTP correction)
+/// does not revive the session.
+pub async fn expired_session_stays_expired_when_the_clock_steps_back<F: StoreFactory>(factory: &F) {
+    let settings = settings();
+    let clock = settings.clock.clone();
+    let store = factory.build(settings).await;
+    let session = store.create(alice(), None).await.expect("create failed");
+    clock.advance(IDLE);
+    assert!(active(&store, &session).await.is_none());
+    clock.set(session.created().saturating_add(IDLE / 2));
+    assert!(active(&store, &session).await.is_none(), "a clock step back revived an expired session");
+}
+
 /// However busy, a session ends at its absolute deadline.
 pub async fn busy_session_ends_at_the_max_lifetime<F: StoreFactory>(factory: &F) {
     let settings = settings();
@@ -350,6 +363,7 @@ macro_rules! store_conformance_tests {
             idle_session_expires_at_the_idle_timeout,
             resolve_refreshes_the_idle_timer,
             expired_session_stays_expired,
+            expired_session_stays_expired_when_the_clock_steps_back,
             busy_session_ends_at_the_max_lifetime,
             credential_expiry_caps_the_deadline,
             delete_ends_the_session_and_is_idempotent,

@@ -14,6 +14,10 @@ use hashbrown::HashTable;
 
 use crate::{ExpiryPolicy, Principal, Session, SessionId, Timestamp};
 
+/// The last-access value of a session seen expired: no refresh moves it
+/// (`fetch_max` keeps it) and every look-up answers expired.
+const EXPIRED: u64 = u64::MAX;
+
 /// One session record. A vacant slot has no principal.
 struct Slot {
     id: SessionId,
@@ -78,14 +82,25 @@ impl Shard {
         let Some(index) = self.find(id) else { return Lookup::Unknown };
         let slot = &self.slots[index as usize];
         let Some(principal) = &slot.principal else { return Lookup::Unknown };
-        let last = Timestamp::from_millis(slot.last_access.load(Ordering::Acquire));
+        let raw = slot.last_access.load(Ordering::Acquire);
+        if raw == EXPIRED {
+            return Lookup::Expired;
+        }
+        let last = Timestamp::from_millis(raw);
         if now >= policy.expiry(last, slot.deadline) {
+            // An expiry once seen is final: a clock that steps back later
+            // must not revive the session. Only if no request refreshed it
+            // meanwhile (that request was admitted in time).
+            let _ = slot.last_access.compare_exchange(raw, EXPIRED, Ordering::AcqRel, Ordering::Acquire);
             return Lookup::Expired;
         }
         // Write only when the millisecond moved: concurrent requests on one
         // session then mostly read a shared cache line instead of bouncing it.
         let last_accessed = if now > last {
             let previous = slot.last_access.fetch_max(now.as_millis(), Ordering::AcqRel);
+            if previous == EXPIRED {
+                return Lookup::Expired;
+            }
             now.max(Timestamp::from_millis(previous))
         } else {
             last
@@ -168,8 +183,11 @@ impl Shard {
                     continue;
                 }
                 examined += 1;
-                let last = Timestamp::from_millis(*slot.last_access.get_mut());
-                let expiry = policy.expiry(last, slot.deadline);
+                let raw = *slot.last_access.get_mut();
+                let expiry = match raw {
+                    EXPIRED => now,
+                    raw => policy.expiry(Timestamp::from_millis(raw), slot.deadline),
+                };
                 if expiry <= now {
                     let id = slot.id;
                     if let Some(principal) = self.remove(&id) {
