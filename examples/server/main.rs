@@ -1,9 +1,13 @@
 //! The tower-cis example server: vCenter's cis Session service with password
-//! login, sessions in memory, and demo endpoints behind the session layer.
+//! login (and, with `--features saml`, SAML token login and a development
+//! STS), sessions in memory, and demo endpoints behind the session layer.
 //!
 //! `cargo run --example server -- --help` lists the flags; README.md explains them.
 
 mod app;
+#[cfg(feature = "saml")]
+mod sts;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use tower_cis::auth::{HashCost, UserDirectory};
-use tower_cis::{Cis, CisConfig, ExpiryPolicy, SystemClock};
+use tower_cis::auth::{Authenticator, HashCost, LoginThrottle, PasswordAuthenticator, ThrottlePolicy, UserDirectory};
+use tower_cis::{Cis, CisConfig, ExpiryPolicy, MemoryStore, SharedClock, SystemClock};
 
 /// The user created when neither --user nor --users-file is given.
 const DEMO_USER: &str = "administrator@vsphere.local";
@@ -36,6 +40,42 @@ struct Args {
     /// Absolute lifetime of sessions, e.g. 24h.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     max_lifetime: Duration,
+    /// Trust this STS signing certificate (PEM file) for `Authorization: SIGN`
+    /// logins (repeatable). Needs `--features saml`.
+    #[arg(long = "saml-cert", value_name = "PATH")]
+    saml_certs: Vec<PathBuf>,
+    /// Accept only SAML tokens from this Issuer (the dev STS issues with it).
+    #[arg(long, value_name = "ISSUER")]
+    saml_issuer: Option<String>,
+    /// Clock skew tolerated on SAML token times, e.g. 10m, 30s.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    clock_skew: Duration,
+    /// Serve a development STS at /sts/STSService/vsphere.local that signs
+    /// bearer tokens for the users above with a key made at start (trusted
+    /// for SIGN logins). pyVmomi reaches it over plain http only at
+    /// http://localhost:1080 (--listen 127.0.0.1:1080), otherwise use --tls.
+    #[arg(long)]
+    dev_sts: bool,
+    /// Serve HTTPS (rustls) with a self-signed certificate made at start,
+    /// unless --tls-cert and --tls-key are given.
+    #[arg(long)]
+    tls: bool,
+    /// The TLS certificate chain (PEM); implies --tls.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM); implies --tls.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl Args {
+    fn saml(&self) -> bool {
+        self.dev_sts || !self.saml_certs.is_empty()
+    }
+
+    fn tls(&self) -> bool {
+        self.tls || self.tls_cert.is_some()
+    }
 }
 
 fn users(args: &Args) -> Result<(UserDirectory, Option<String>), Box<dyn std::error::Error>> {
@@ -71,36 +111,132 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let (users, demo_password) = users(&args)?;
     let policy = ExpiryPolicy::default().with_idle_timeout(args.idle_timeout).with_max_lifetime(args.max_lifetime);
-    let cis = Cis::in_memory(users, CisConfig { policy, clock: Arc::new(SystemClock), ..CisConfig::default() });
     let (listener, address) = app::bind(args.listen).await?;
+    if !args.saml() && !args.tls() {
+        let cis = Cis::in_memory(users, CisConfig { policy, clock: Arc::new(SystemClock), ..CisConfig::default() });
+        greet(&format!("http://{address}"), demo_password.as_deref());
+        app::serve(listener, cis, shutdown()).await;
+        return Ok(());
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::Tls::from_files(cert, key)?),
+        _ if args.tls => Some(tls::Tls::self_signed(vec!["localhost".into(), address.ip().to_string()])?),
+        _ => None,
+    };
+    let base = format!("{}://{address}", if tls.is_some() { "https" } else { "http" });
+    let clock: SharedClock = Arc::new(SystemClock);
+    let defaults = CisConfig::default();
+    let store = MemoryStore::builder()
+        .policy(policy)
+        .clock(Arc::clone(&clock))
+        .max_sessions(defaults.max_sessions)
+        .max_sessions_per_user(defaults.max_sessions_per_user)
+        .build();
+    let throttle = LoginThrottle::new(ThrottlePolicy::default(), Arc::clone(&clock));
+    let passwords = Arc::new(PasswordAuthenticator::new(users).with_throttle(throttle));
+    greet(&base, demo_password.as_deref());
+    if let Some(tls) = &tls {
+        println!("TLS certificate (self-signed unless --tls-cert):\n{}", tls.certificate_pem);
+    }
+    let acceptor = tls.map(|tls| tls.acceptor);
+    #[cfg(feature = "saml")]
+    if args.saml() {
+        let (authenticator, routes) = saml(&args, passwords, &clock, &base, address)?;
+        let cis = Cis::new(store, authenticator, clock);
+        tls::serve(listener, acceptor, tls::application(&cis, routes), shutdown()).await;
+        return Ok(());
+    }
+    #[cfg(not(feature = "saml"))]
+    if args.saml() {
+        return Err(
+            "--saml-cert and --dev-sts need the saml feature: cargo run --features saml --example server".into()
+        );
+    }
+    let cis = Cis::new(store, passwords, clock);
+    serve_with(listener, acceptor, cis).await;
+    Ok(())
+}
 
-    println!("tower-cis example server listening on http://{address}");
-    match &demo_password {
+async fn serve_with<A: Authenticator>(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    cis: Cis<MemoryStore, A>,
+) {
+    tls::serve(listener, tls, tls::application(&cis, axum::Router::new()), shutdown()).await;
+}
+
+/// Password and SAML logins.
+#[cfg(feature = "saml")]
+type SamlLogin =
+    tower_cis::auth::CompositeAuthenticator<Arc<PasswordAuthenticator>, tower_cis::auth::saml::SamlAuthenticator>;
+
+/// The SAML verifier (pinned certificates, the dev STS's too) beside password
+/// login, and the dev STS's route when asked for.
+#[cfg(feature = "saml")]
+fn saml(
+    args: &Args,
+    passwords: Arc<PasswordAuthenticator>,
+    clock: &SharedClock,
+    base: &str,
+    address: SocketAddr,
+) -> Result<(SamlLogin, axum::Router), Box<dyn std::error::Error>> {
+    use tower_cis::auth::CompositeAuthenticator;
+    use tower_cis::auth::saml::{SamlAuthenticator, SamlVerifier};
+    let mut verifier = SamlVerifier::new().with_clock(Arc::clone(clock)).with_clock_skew(args.clock_skew);
+    for path in &args.saml_certs {
+        let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        verifier = verifier.with_trusted_certificates_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(issuer) = &args.saml_issuer {
+        verifier = verifier.with_issuer(issuer.clone());
+    }
+    let mut routes = axum::Router::new();
+    if args.dev_sts {
+        let issuer = args.saml_issuer.clone().unwrap_or_else(|| format!("{base}/websso/SAML2/Metadata/vsphere.local"));
+        let sts = sts::DevSts::generate(Arc::clone(&passwords), Arc::clone(clock), issuer)?;
+        verifier = verifier.with_trusted_certificates_pem(sts.certificate_pem())?;
+        println!("Development STS: {base}{}", sts::STS_PATH);
+        println!("STS signing certificate (trusted for SIGN logins):\n{}", sts.certificate_pem());
+        if base.starts_with("http:") && !(address.ip().is_loopback() && address.port() == 1080) {
+            println!(
+                "Note: pyVmomi refuses a plain-http STS except at http://{}; use --listen 127.0.0.1:1080 or --tls",
+                sts::PYVMOMI_PLAIN_HTTP_ADDRESS
+            );
+        }
+        routes = Arc::new(sts).router();
+    }
+    println!("SAML logins: POST {base}/api/session with Authorization: SIGN token=\"<base64(gzip(assertion))>\"");
+    Ok((CompositeAuthenticator::new(passwords, SamlAuthenticator::new(verifier)), routes))
+}
+
+fn greet(base: &str, demo_password: Option<&str>) {
+    println!("tower-cis example server listening on {base}");
+    let insecure = if base.starts_with("https") { "-k " } else { "" };
+    match demo_password {
         Some(password) => {
             println!("Demo user {DEMO_USER}, password {password}");
             println!("Log in:");
-            println!("  curl -i -X POST -u '{DEMO_USER}:{password}' http://{address}/api/session");
+            println!("  curl {insecure}-i -X POST -u '{DEMO_USER}:{password}' {base}/api/session");
         }
         None => {
             println!("Log in:");
-            println!("  curl -i -X POST -u 'NAME:PASSWORD' http://{address}/api/session");
+            println!("  curl {insecure}-i -X POST -u 'NAME:PASSWORD' {base}/api/session");
         }
     }
     println!("Then use the id it returns:");
-    println!("  curl -H 'vmware-api-session-id: ID' http://{address}/api/session");
-    println!("  curl -H 'vmware-api-session-id: ID' http://{address}/api/demo/whoami");
-    println!("  curl -X DELETE -H 'vmware-api-session-id: ID' http://{address}/api/session");
+    println!("  curl {insecure}-H 'vmware-api-session-id: ID' {base}/api/session");
+    println!("  curl {insecure}-H 'vmware-api-session-id: ID' {base}/api/demo/whoami");
+    println!("  curl {insecure}-X DELETE -H 'vmware-api-session-id: ID' {base}/api/session");
+}
 
-    let shutdown = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tracing::info!("Ctrl-C: no new connections; press Ctrl-C again to stop at once");
-        tokio::spawn(async {
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(130);
-        });
-    };
-    app::serve(listener, cis, shutdown).await;
-    Ok(())
+/// Completes at the first Ctrl-C; a second one exits at once.
+async fn shutdown() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tracing::info!("Ctrl-C: no new connections; press Ctrl-C again to stop at once");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
 }
