@@ -178,6 +178,10 @@ impl<St: SessionStore, A: Authenticator> Cis<St, A> {
         self.layer.store()
     }
 
+    pub(crate) fn shared_authenticator(&self) -> &Arc<A> {
+        &self.authenticator
+    }
+
     /// The authenticator.
     pub fn authenticator(&self) -> &A {
         &self.authenticator

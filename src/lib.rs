@@ -39,6 +39,8 @@ pub mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
 mod id;
+#[cfg(feature = "tasks")]
+pub mod jsonrpc;
 pub mod layer;
 mod principal;
 pub mod rest;
@@ -56,6 +58,8 @@ pub use principal::Principal;
 pub use session::{ExpiryPolicy, Session, SessionInfo};
 #[cfg(feature = "memory-store")]
 pub use store::memory::{MemoryStore, MemoryStoreBuilder, PurgeReport};
+#[cfg(feature = "redis")]
+pub use store::redis::{RedisConfigError, RedisPurgeReport, RedisStore, RedisStoreBuilder};
 pub use store::{SessionStore, StoreError, StoreErrorKind};
 pub use time::Timestamp;
 

@@ -46,7 +46,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     async fn call(&self, request: Request<Body>) -> (StatusCode, String) {
-        let app = self.cis.wrap(app::demo_routes_with(self.tasks.clone()));
+        let app = app::application(&self.cis, self.tasks.clone());
         let response = app.oneshot(request).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();

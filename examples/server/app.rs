@@ -24,7 +24,9 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_cis::auth::{ClientInfo, PasswordAuthenticator};
 use tower_cis::error::{ApiFlavor, ErrorType, LocalizableMessage, VapiError};
+use tower_cis::jsonrpc::{DataValue, JsonRpcEndpoint, StructValue, bad_input, convert};
 use tower_cis::rest::tasks::{LEGACY_TASKS_PATH, MODERN_TASKS_PATH, TasksService};
+use tower_cis::rest::{LEGACY_SESSION_PATH, MODERN_SESSION_PATH};
 use tower_cis::tasks::{MemoryTaskStore, TaskContext, TaskLayer, TaskManager, TaskSpec};
 use tower_cis::{Cis, MemoryStore, Session};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -43,18 +45,65 @@ pub fn demo_tasks(cis: &ExampleCis) -> TaskManager {
     TaskManager::new(store, Arc::clone(cis.clock())).with_administrators("vsphere.local\\Administrators")
 }
 
+/// The whole application: the vAPI JSON-RPC endpoint at `POST /api` and the
+/// Session service (both authenticate by themselves), and behind the session
+/// layer the demo endpoints and the Tasks service.
+pub fn application(cis: &ExampleCis, tasks: TaskManager) -> Router {
+    let jsonrpc = JsonRpcEndpoint::new(cis, tasks.clone())
+        .operation(wait_spec(), |call| async move {
+            let seconds = match convert::optional(&call.input, "seconds")? {
+                None => 1,
+                Some(DataValue::Integer(n)) if (0..=MAX_WAIT_SECONDS as i64).contains(n) => *n as u64,
+                Some(_) => return Err(bad_input("seconds must be a whole number from 0 to 300")),
+            };
+            pace(seconds, call.task.as_ref()).await;
+            Ok(DataValue::Structure(
+                StructValue::new("com.vmware.cis.demo.wait_result")
+                    .with("waited_seconds", DataValue::Integer(seconds as i64)),
+            ))
+        })
+        .operation(fail_spec(), |_call| async move {
+            Err(VapiError::new(ErrorType::Error, LocalizableMessage::new("com.vmware.cis.demo.fail", FAIL_TEXT)))
+        });
+    Router::new()
+        .route_service("/api", jsonrpc)
+        .route_service(MODERN_SESSION_PATH, cis.session_service())
+        .route_service(LEGACY_SESSION_PATH, cis.session_service())
+        .fallback_service(demo_routes_with(tasks).layer(cis.layer()))
+}
+
+const FAIL_TEXT: &str = "The demo operation failed, as it always does.";
+
+fn wait_spec() -> TaskSpec {
+    TaskSpec::new("com.vmware.cis.demo", "wait", LocalizableMessage::new("com.vmware.cis.demo.wait", "Wait"))
+}
+
+fn fail_spec() -> TaskSpec {
+    TaskSpec::new("com.vmware.cis.demo", "fail", LocalizableMessage::new("com.vmware.cis.demo.fail", "Fail"))
+        .cancelable(false)
+}
+
+/// Waits `seconds`; as a task, reports progress every tenth of the way.
+async fn pace(seconds: u64, task: Option<&TaskContext>) {
+    match task {
+        Some(task) => {
+            let step = Duration::from_secs(seconds) / 10;
+            for tenth in 1..=10 {
+                tokio::time::sleep(step).await;
+                let message =
+                    LocalizableMessage::new("com.vmware.cis.demo.wait.progress", format!("{}% done", tenth * 10));
+                task.progress(10, tenth, message).await;
+            }
+        }
+        None => tokio::time::sleep(Duration::from_secs(seconds)).await,
+    }
+}
+
 /// The demo application (without the Session service): the demo endpoints,
 /// some of which run as tasks with `vmw-task=true`, and the Tasks service.
 pub fn demo_routes_with(tasks: TaskManager) -> Router {
-    let wait_task = TaskLayer::new(
-        tasks.clone(),
-        TaskSpec::new("com.vmware.cis.demo", "wait", LocalizableMessage::new("com.vmware.cis.demo.wait", "Wait")),
-    );
-    let fail_task = TaskLayer::new(
-        tasks.clone(),
-        TaskSpec::new("com.vmware.cis.demo", "fail", LocalizableMessage::new("com.vmware.cis.demo.fail", "Fail"))
-            .cancelable(false),
-    );
+    let wait_task = TaskLayer::new(tasks.clone(), wait_spec());
+    let fail_task = TaskLayer::new(tasks.clone(), fail_spec());
     let tasks_service = TasksService::new(tasks);
     Router::new()
         .route("/api/demo/whoami", get(whoami))
@@ -88,18 +137,7 @@ async fn wait(
             "The query parameter seconds must be a whole number from 0 to 300.",
         );
     };
-    match task {
-        Some(Extension(task)) => {
-            let step = Duration::from_secs(seconds) / 10;
-            for tenth in 1..=10 {
-                tokio::time::sleep(step).await;
-                let message =
-                    LocalizableMessage::new("com.vmware.cis.demo.wait.progress", format!("{}% done", tenth * 10));
-                task.progress(10, tenth, message).await;
-            }
-        }
-        None => tokio::time::sleep(Duration::from_secs(seconds)).await,
-    }
+    pace(seconds, task.as_ref().map(|Extension(task)| task)).await;
     axum::Json(json!({ "waited_seconds": seconds })).into_response()
 }
 
@@ -113,7 +151,7 @@ async fn fail(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRej
         );
     };
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    vapi(ErrorType::Error, "com.vmware.cis.demo.fail", "The demo operation failed, as it always does.")
+    vapi(ErrorType::Error, "com.vmware.cis.demo.fail", FAIL_TEXT)
 }
 
 fn seconds(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>) -> Option<u64> {
@@ -160,7 +198,7 @@ pub async fn serve_with(
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .service(cis.wrap(demo_routes_with(tasks)));
+        .service(application(&cis, tasks));
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);

@@ -236,7 +236,9 @@ impl TaskInfo {
         };
         let blocked = matches!(self.state, TaskState::Blocked { .. });
         self.state = match transition {
-            Transition::Start if matches!(self.state, TaskState::Pending) => TaskState::Running { start_time, progress },
+            Transition::Start if matches!(self.state, TaskState::Pending) => {
+                TaskState::Running { start_time, progress }
+            }
             Transition::Start => return Err(Refused::NotApplicable),
             Transition::Progress(progress) if blocked => TaskState::Blocked { start_time, progress },
             Transition::Progress(progress) => TaskState::Running { start_time, progress },
