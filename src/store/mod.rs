@@ -21,6 +21,9 @@ pub mod memory;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+#[cfg(feature = "redis")]
+pub mod redis;
+
 /// What a store knows about a session id at this moment.
 #[derive(Debug, Clone)]
 pub enum Resolution {

@@ -1,0 +1,198 @@
+//! Configuring a [`RedisStore`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::connection::{Connector, Link};
+use super::keys::Keys;
+use super::principals::Principals;
+use super::{Inner, MAX_SAFE_MILLIS, RedisStore};
+use crate::clock::SharedClock;
+use crate::{ExpiryPolicy, SystemClock};
+
+/// The key prefix when none is set.
+pub const DEFAULT_KEY_PREFIX: &str = "tower-cis:";
+
+/// The per-call timeout when none is set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the store connects.
+#[derive(Clone)]
+enum Target {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+/// Configures a [`RedisStore`]; made by [`RedisStore::builder`].
+pub struct RedisStoreBuilder {
+    target: Target,
+    policy: ExpiryPolicy,
+    clock: SharedClock,
+    max_sessions: u64,
+    max_sessions_per_user: u64,
+    key_prefix: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // URLs may hold passwords: show only how many there are.
+        let nodes = match &self.target {
+            Target::Single(_) => 1,
+            Target::Cluster(nodes) => nodes.len(),
+        };
+        f.debug_struct("RedisStoreBuilder")
+            .field("cluster", &matches!(self.target, Target::Cluster(_)))
+            .field("nodes", &nodes)
+            .field("policy", &self.policy)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RedisStoreBuilder {
+    fn default() -> Self {
+        RedisStoreBuilder {
+            target: Target::Single(String::from("redis://127.0.0.1:6379")),
+            policy: ExpiryPolicy::default(),
+            clock: Arc::new(SystemClock),
+            max_sessions: 1_000_000,
+            max_sessions_per_user: 1_000,
+            key_prefix: String::from(DEFAULT_KEY_PREFIX),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// One Redis server (default `redis://127.0.0.1:6379`), reached through a
+    /// connection manager that reconnects by itself. Any `redis://`,
+    /// `rediss://` or `redis+unix://` URL the `redis` crate accepts.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.target = Target::Single(url.into());
+        self
+    }
+
+    /// A Redis Cluster, given the URLs of some of its nodes; the store learns
+    /// the rest from them.
+    pub fn cluster<I, U>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        self.target = Target::Cluster(nodes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The expiry policy (default: 30 minutes idle, 24 hours at most). Every
+    /// instance sharing the sessions should use the same one.
+    pub fn policy(mut self, policy: ExpiryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The clock (default: the system clock). Expiry is decided against this
+    /// clock, never against Redis's.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// At most this many sessions in the store (default 1,000,000).
+    pub fn max_sessions(mut self, max: u64) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
+    /// At most this many sessions per user (default 1,000).
+    pub fn max_sessions_per_user(mut self, max: u64) -> Self {
+        self.max_sessions_per_user = max;
+        self
+    }
+
+    /// The prefix of every key (default `tower-cis:`); stores with different
+    /// prefixes share nothing. It may not hold `{` or `}`, which would change
+    /// how keys are spread over a cluster.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// How long one Redis call may take before the store answers
+    /// `Unavailable` (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Builds the store. Connects lazily, on the first call: a store built
+    /// while Redis is down answers `Unavailable` until Redis is reachable.
+    /// Needs no runtime; the calls need a Tokio runtime with timers enabled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_cis::RedisStore;
+    ///
+    /// let store = RedisStore::builder()
+    ///     .url("redis://127.0.0.1:6379")
+    ///     .timeout(Duration::from_millis(500))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(store.key_prefix(), "tower-cis:");
+    /// assert!(RedisStore::builder().key_prefix("{app}").build().is_err());
+    /// assert!(RedisStore::builder().url("http://example.com").build().is_err());
+    /// ```
+    pub fn build(self) -> Result<RedisStore, RedisConfigError> {
+        if self.key_prefix.contains(['{', '}']) {
+            return Err(RedisConfigError::new("the key prefix may not hold `{` or `}`"));
+        }
+        if self.timeout.is_zero() {
+            return Err(RedisConfigError::new("the timeout must be longer than zero"));
+        }
+        let connector = match &self.target {
+            Target::Single(url) => Connector::single(url, self.timeout),
+            Target::Cluster(nodes) if nodes.is_empty() => {
+                return Err(RedisConfigError::new("a cluster needs at least one node URL"));
+            }
+            Target::Cluster(nodes) => Connector::cluster(nodes, self.timeout),
+        }
+        .map_err(|error| RedisConfigError::new(format!("invalid Redis configuration: {error}")))?;
+        let idle_ms = u64::try_from(self.policy.idle_timeout().as_millis()).unwrap_or(u64::MAX).min(MAX_SAFE_MILLIS);
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                link: Link::new(connector, self.timeout),
+                keys: Keys::new(&self.key_prefix),
+                policy: self.policy,
+                clock: self.clock,
+                idle_ms,
+                max_sessions: self.max_sessions,
+                max_sessions_per_user: self.max_sessions_per_user,
+                principals: Principals::new(),
+            }),
+        })
+    }
+}
+
+/// A [`RedisStoreBuilder`] setting that cannot work.
+#[derive(Clone, Debug)]
+pub struct RedisConfigError {
+    message: String,
+}
+
+impl RedisConfigError {
+    fn new(message: impl Into<String>) -> Self {
+        RedisConfigError { message: message.into() }
+    }
+}
+
+impl fmt::Display for RedisConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RedisConfigError {}

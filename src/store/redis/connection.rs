@@ -1,0 +1,129 @@
+//! One Redis node through a `ConnectionManager` (which reconnects by itself),
+//! or a Redis Cluster through a `ClusterConnection` (which follows the slot
+//! map); established on first use, every call bounded by the store's timeout.
+
+use std::future::Future;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Client, Cmd, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
+use tokio::sync::OnceCell;
+
+use crate::store::StoreError;
+
+/// A connection of either kind. Clones share the underlying connection.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// Runs a script (EVALSHA, with a reload on NOSCRIPT).
+    pub(super) async fn invoke<T: FromRedisValue>(mut self, invocation: &ScriptInvocation<'_>) -> RedisResult<T> {
+        match &mut self {
+            Connection::Single(connection) => invocation.invoke_async(connection).await,
+            Connection::Cluster(connection) => invocation.invoke_async(connection).await,
+        }
+    }
+
+    /// Runs a plain command.
+    pub(super) async fn query<T: FromRedisValue>(mut self, command: &Cmd) -> RedisResult<T> {
+        match &mut self {
+            Connection::Single(connection) => command.query_async(connection).await,
+            Connection::Cluster(connection) => command.query_async(connection).await,
+        }
+    }
+}
+
+/// How to connect.
+pub(super) enum Connector {
+    Single(Client, ConnectionManagerConfig),
+    Cluster(ClusterClient),
+}
+
+impl Connector {
+    pub(super) fn single(url: &str, timeout: Duration) -> RedisResult<Self> {
+        let client = Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // Retry soon after a restart: a dead node refuses connections at
+            // once, so frequent attempts cost little.
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500));
+        Ok(Connector::Single(client, config))
+    }
+
+    pub(super) fn cluster(nodes: &[String], timeout: Duration) -> RedisResult<Self> {
+        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout);
+        Ok(Connector::Cluster(client.build()?))
+    }
+
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self, Connector::Cluster(_))
+    }
+
+    async fn connect(&self) -> RedisResult<Connection> {
+        match self {
+            // Lazy: the manager connects (and reconnects) in the background.
+            Connector::Single(client, config) => {
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map(Connection::Single)
+            }
+            Connector::Cluster(client) => client.get_async_connection().await.map(Connection::Cluster),
+        }
+    }
+}
+
+/// The connector and, once the first call made it, the connection.
+pub(super) struct Link {
+    connector: Connector,
+    connection: OnceCell<Connection>,
+    timeout: Duration,
+}
+
+impl Link {
+    pub(super) fn new(connector: Connector, timeout: Duration) -> Self {
+        Link { connector, connection: OnceCell::new(), timeout }
+    }
+
+    pub(super) fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `call` on the connection (making it first if need be), within the
+    /// timeout. Every failure, the timeout included, is `Unavailable`.
+    pub(super) async fn run<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::unavailable("the Redis store needs a Tokio runtime"));
+        }
+        let attempt = async {
+            let connection = match self.connection.get() {
+                Some(connection) => connection.clone(),
+                None => self.connection.get_or_try_init(|| self.connector.connect()).await?.clone(),
+            };
+            call(connection).await
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(unavailable(&error)),
+            Err(_) => Err(StoreError::unavailable(format!("Redis did not answer within {:?}", self.timeout))),
+        }
+    }
+}
+
+fn unavailable(error: &RedisError) -> StoreError {
+    StoreError::unavailable(format!("Redis failed: {error}"))
+}
