@@ -80,7 +80,7 @@ fn fixture() -> Fixture {
         .unwrap();
     let clock = ManualClock::new(support::T0);
     let cis = Cis::in_memory(users, CisConfig { clock: Arc::new(clock), ..CisConfig::default() });
-    let tasks = app::demo_tasks(&cis);
+    let tasks = app::demo_tasks(cis.clock());
     Fixture { app: app::application(&cis, tasks) }
 }
 

@@ -40,7 +40,7 @@ fn fixture() -> Fixture {
     let clock = ManualClock::new(T0);
     let policy = ExpiryPolicy::default().with_idle_timeout(Duration::from_secs(60));
     let cis = Cis::in_memory(users, CisConfig { policy, clock: Arc::new(clock.clone()), ..CisConfig::default() });
-    let tasks = app::demo_tasks(&cis);
+    let tasks = app::demo_tasks(cis.clock());
     Fixture { cis, tasks, clock }
 }
 

@@ -105,10 +105,10 @@ async fn start(listener: TcpListener, tls: Option<tls::Tls>) -> Server {
         .with_clock(Arc::clone(&shared));
     let login = CompositeAuthenticator::new(passwords, SamlAuthenticator::new(verifier.clone()));
     let cis = Cis::new(store, login, shared);
-    let app = tls::application(&cis, Arc::new(dev_sts).router());
+    let app = app::application_with(&cis, app::demo_tasks(cis.clock()), Arc::new(dev_sts).router());
     let (stop, stopped) = oneshot::channel::<()>();
     let acceptor = tls.map(|tls| tls.acceptor);
-    let served = tokio::spawn(tls::serve(listener, acceptor, app, async move {
+    let served = tokio::spawn(app::serve_app(listener, acceptor, app, async move {
         let _ = stopped.await;
     }));
     Server { cis, clock, verifier, stop, served }

@@ -21,14 +21,15 @@ use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceBuilder;
-use tower_cis::auth::{ClientInfo, PasswordAuthenticator};
+use tower_cis::auth::{Authenticator, ClientInfo, PasswordAuthenticator};
 use tower_cis::error::{ApiFlavor, ErrorType, LocalizableMessage, VapiError};
 use tower_cis::jsonrpc::{DataValue, JsonRpcEndpoint, StructValue, bad_input, convert};
 use tower_cis::rest::tasks::{LEGACY_TASKS_PATH, MODERN_TASKS_PATH, TasksService};
 use tower_cis::rest::{LEGACY_SESSION_PATH, MODERN_SESSION_PATH};
 use tower_cis::tasks::{MemoryTaskStore, TaskContext, TaskLayer, TaskManager, TaskSpec};
-use tower_cis::{Cis, MemoryStore, Session};
+use tower_cis::{Cis, MemoryStore, Session, SharedClock};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -38,17 +39,23 @@ pub type ExampleCis = Cis<MemoryStore, PasswordAuthenticator>;
 /// The longest `/api/demo/wait`.
 pub const MAX_WAIT_SECONDS: u64 = 300;
 
-/// The task manager of the example server: in memory, on `cis`'s clock,
-/// finished tasks kept 24 hours.
-pub fn demo_tasks(cis: &ExampleCis) -> TaskManager {
-    let store = MemoryTaskStore::new(Duration::from_secs(24 * 60 * 60), 100_000, Arc::clone(cis.clock()));
-    TaskManager::new(store, Arc::clone(cis.clock())).with_administrators("vsphere.local\\Administrators")
+/// The task manager of the example server: in memory, on `clock`, finished
+/// tasks kept 24 hours; members of `vsphere.local\Administrators` see all.
+pub fn demo_tasks(clock: &SharedClock) -> TaskManager {
+    let store = MemoryTaskStore::new(Duration::from_secs(24 * 60 * 60), 100_000, Arc::clone(clock));
+    TaskManager::new(store, Arc::clone(clock)).with_administrators("vsphere.local\\Administrators")
 }
 
 /// The whole application: the vAPI JSON-RPC endpoint at `POST /api` and the
 /// Session service (both authenticate by themselves), and behind the session
-/// layer the demo endpoints and the Tasks service.
-pub fn application(cis: &ExampleCis, tasks: TaskManager) -> Router {
+/// layer the demo endpoints and the Tasks service; every request traced.
+pub fn application<A: Authenticator>(cis: &Cis<MemoryStore, A>, tasks: TaskManager) -> Router {
+    application_with(cis, tasks, Router::new())
+}
+
+/// [`application`] with `public` routes (such as the dev STS) that need no
+/// session.
+pub fn application_with<A: Authenticator>(cis: &Cis<MemoryStore, A>, tasks: TaskManager, public: Router) -> Router {
     let jsonrpc = JsonRpcEndpoint::new(cis, tasks.clone())
         .operation(wait_spec(), |call| async move {
             let seconds = match convert::optional(&call.input, "seconds")? {
@@ -65,11 +72,16 @@ pub fn application(cis: &ExampleCis, tasks: TaskManager) -> Router {
         .operation(fail_spec(), |_call| async move {
             Err(VapiError::new(ErrorType::Error, LocalizableMessage::new("com.vmware.cis.demo.fail", FAIL_TEXT)))
         });
-    Router::new()
+    public
         .route_service("/api", jsonrpc)
         .route_service(MODERN_SESSION_PATH, cis.session_service())
         .route_service(LEGACY_SESSION_PATH, cis.session_service())
         .fallback_service(demo_routes_with(tasks).layer(cis.layer()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
 }
 
 const FAIL_TEXT: &str = "The demo operation failed, as it always does.";
@@ -177,28 +189,26 @@ fn vapi(error_type: ErrorType, id: &'static str, text: &'static str) -> Response
     error.response(ApiFlavor::Modern, None).map(axum::body::Body::from)
 }
 
-/// Serves `cis` around the demo routes on `listener` until `shutdown`
-/// completes; then stops accepting and returns once every request in flight
-/// has been answered.
+/// Serves the example application for `cis` on `listener` (plain http)
+/// until `shutdown` completes; see [`serve_app`].
 pub async fn serve(listener: TcpListener, cis: ExampleCis, shutdown: impl Future<Output = ()>) {
-    let tasks = demo_tasks(&cis);
-    serve_with(listener, cis, tasks, shutdown).await;
+    let tasks = demo_tasks(cis.clock());
+    serve_app(listener, None, application(&cis, tasks), shutdown).await;
 }
 
-/// [`serve`] with the given task manager.
-pub async fn serve_with(
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener`, over TLS when `tls` is given, until
+/// `shutdown` completes; then stops accepting and returns once every request
+/// in flight has been answered. Each request carries the peer's
+/// [`ClientInfo`] (for login throttling per address).
+pub async fn serve_app(
     listener: TcpListener,
-    cis: ExampleCis,
-    tasks: TaskManager,
+    tls: Option<TlsAcceptor>,
+    app: Router,
     shutdown: impl Future<Output = ()>,
 ) {
-    let app = ServiceBuilder::new()
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .service(application(&cis, tasks));
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -221,11 +231,26 @@ pub async fn serve_with(
                 request
             })
             .service(app.clone());
-        let connection =
-            builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection.into_owned());
+        let service = TowerToHyperService::new(service);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let result = match tls {
+                None => {
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned())
+                        .await
+                }
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        watcher
+                            .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned())
+                            .await
+                    }
+                    Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                },
+            };
+            if let Err(error) = result {
                 tracing::debug!(%peer, error = %error, "connection ended with an error");
             }
         });

@@ -143,7 +143,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.saml() {
         let (authenticator, routes) = saml(&args, passwords, &clock, &base, address)?;
         let cis = Cis::new(store, authenticator, clock);
-        tls::serve(listener, acceptor, tls::application(&cis, routes), shutdown()).await;
+        let app = app::application_with(&cis, app::demo_tasks(cis.clock()), routes);
+        app::serve_app(listener, acceptor, app, shutdown()).await;
         return Ok(());
     }
     #[cfg(not(feature = "saml"))]
@@ -162,7 +163,8 @@ async fn serve_with<A: Authenticator>(
     tls: Option<tokio_rustls::TlsAcceptor>,
     cis: Cis<MemoryStore, A>,
 ) {
-    tls::serve(listener, tls, tls::application(&cis, axum::Router::new()), shutdown()).await;
+    let app = app::application(&cis, app::demo_tasks(cis.clock()));
+    app::serve_app(listener, tls, app, shutdown()).await;
 }
 
 /// Password and SAML logins.
