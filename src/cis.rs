@@ -16,7 +16,9 @@ use tower_service::Service;
 
 #[cfg(feature = "memory-store")]
 use crate::MemoryStore;
-use crate::auth::{Authenticator, LoginThrottle, PasswordAuthenticator, ThrottlePolicy, UserDirectory};
+use crate::auth::{Authenticator, ThrottlePolicy};
+#[cfg(feature = "memory-store")]
+use crate::auth::{LoginThrottle, PasswordAuthenticator, UserDirectory};
 use crate::layer::{ResponseBody, ResponseFuture, SessionAuth};
 use crate::rest::{LEGACY_SESSION_PATH, MODERN_SESSION_PATH, SessionService};
 use crate::{ExpiryPolicy, SessionAuthLayer, SessionStore, SharedClock, SystemClock};
@@ -178,6 +180,7 @@ impl<St: SessionStore, A: Authenticator> Cis<St, A> {
         self.layer.store()
     }
 
+    #[cfg(feature = "tasks")]
     pub(crate) fn shared_authenticator(&self) -> &Arc<A> {
         &self.authenticator
     }

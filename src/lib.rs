@@ -1,18 +1,27 @@
 //! VMware vSphere Automation "cis" services for tower, hyper and axum:
-//! session authentication, wire-compatible with vCenter.
+//! sessions and tasks, wire-compatible with vCenter and VMware's SDK.
 //!
 //! - [`SessionAuthLayer`]: a tower layer that authenticates every request by
 //!   its `vmware-api-session-id`, refreshes the session's idle timer and
 //!   rejects unknown, deleted or expired sessions with vCenter's 401 body.
 //! - [`SessionStore`]: the pluggable store, with one atomic
-//!   look-up-and-refresh per request; [`MemoryStore`] is the embedded default.
+//!   look-up-and-refresh per request; `MemoryStore` is the embedded default,
+//!   `RedisStore` shares sessions between instances.
+//! - [`Cis`]: the entry point: the layer and the Session service (modern
+//!   `/api`, legacy `/rest`) over one store, authenticator and clock.
+//! - [`auth`]: password login (argon2id, lockout) and SAML bearer tokens.
+//! - `tasks`: long operations as tasks; `jsonrpc`: the vAPI JSON-RPC
+//!   endpoint VMware's SDK speaks.
 //! - [`Clock`]: injectable time, so that expiry is tested without sleeping.
 //!
 //! # Features
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `memory-store` | yes | [`MemoryStore`] |
+//! | `memory-store` | yes | `MemoryStore` |
+//! | `tasks` | yes | the Tasks service, `TaskLayer` (`vmw-task=true`), the JSON-RPC endpoint |
+//! | `redis` | no | `RedisStore` (single node or Redis Cluster) |
+//! | `saml` | no | `SamlAuthenticator`: SAML bearer tokens from a vSphere STS |
 //! | `axum` | no | [`Session`] as an axum extractor (also as `Option<Session>`) |
 //! | `conformance` | no | the store conformance suite, for your own stores |
 //!
