@@ -57,11 +57,17 @@ impl SessionId {
         if text.len() != SESSION_ID_LEN {
             return None;
         }
+        // Branch-free: ids are random, so a branch per digit would be
+        // mispredicted half the time. Invalid characters map to 0xff, whose
+        // high nibble survives the OR.
         let mut bytes = [0u8; 16];
+        let mut invalid = 0u8;
         for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-            *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+            let (high, low) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+            invalid |= high | low;
+            *byte = (high << 4) | (low & 0x0f);
         }
-        Some(SessionId(bytes))
+        (invalid & 0xf0 == 0).then_some(SessionId(bytes))
     }
 
     /// The id's 16 bytes.
@@ -92,13 +98,21 @@ impl SessionId {
     }
 }
 
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// The value of each lowercase hex digit; 0xff for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut digit = 0;
+    while digit < 10 {
+        table[b'0' as usize + digit] = digit as u8;
+        digit += 1;
     }
-}
+    let mut letter = 0;
+    while letter < 6 {
+        table[b'a' as usize + letter] = 10 + letter as u8;
+        letter += 1;
+    }
+    table
+};
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
