@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{DataValue, StructValue};
 use crate::error::{ErrorType, LocalizableMessage, VapiError};
-use crate::tasks::{DynamicId, FilterSpec, GetSpec, Progress, Status, TaskInfo, TaskState};
+use crate::tasks::{DynamicId, FilterSpec, GetSpec, Progress, Status, TaskInfo};
 use crate::{Session, Timestamp};
 
 /// An `INVALID_ARGUMENT` error about the input.
@@ -78,19 +78,8 @@ fn dynamic_id(target: &DynamicId) -> DataValue {
 /// `com.vmware.cis.task.info`, with every optional field present (unset
 /// where the status rules want it absent).
 pub fn task_info(info: &TaskInfo, exclude_result: bool) -> DataValue {
-    let (start, end, progress_value, result, failure) = match &info.state {
-        TaskState::Pending => (None, None, None, None, None),
-        TaskState::Running { start_time, progress } | TaskState::Blocked { start_time, progress } => {
-            (Some(*start_time), None, Some(progress), None, None)
-        }
-        TaskState::Succeeded { start_time, end_time, progress, result } => {
-            (Some(*start_time), Some(*end_time), Some(progress), result.as_ref(), None)
-        }
-        TaskState::Failed { start_time, end_time, progress, error } => {
-            (Some(*start_time), Some(*end_time), Some(progress), None, Some(error))
-        }
-    };
-    let result = result.filter(|_| !exclude_result);
+    let fields = info.state.fields();
+    let result = fields.result.filter(|_| !exclude_result);
     DataValue::Structure(
         StructValue::new("com.vmware.cis.task.info")
             .with("description", message(&info.description))
@@ -103,11 +92,11 @@ pub fn task_info(info: &TaskInfo, exclude_result: bool) -> DataValue {
             .with("target", info.target.as_ref().map_or(DataValue::NONE, |t| DataValue::some(dynamic_id(t))))
             .with("status", DataValue::string(info.status().as_str()))
             .with("cancelable", DataValue::Boolean(info.cancelable))
-            .with("error", failure.map_or(DataValue::NONE, |e| DataValue::some(error(e))))
-            .with("start_time", optional_time(start))
-            .with("end_time", optional_time(end))
+            .with("error", fields.error.map_or(DataValue::NONE, |e| DataValue::some(error(e))))
+            .with("start_time", optional_time(fields.start_time))
+            .with("end_time", optional_time(fields.end_time))
             .with("user", DataValue::some(DataValue::string(info.owner.name())))
-            .with("progress", progress_value.map_or(DataValue::NONE, |p| DataValue::some(progress(p))))
+            .with("progress", fields.progress.map_or(DataValue::NONE, |p| DataValue::some(progress(p))))
             .with("result", result.map_or(DataValue::NONE, |r| DataValue::some(from_json(r)))),
     )
 }

@@ -146,11 +146,49 @@ impl TaskState {
 
     /// When it ended, if it has.
     pub fn end_time(&self) -> Option<Timestamp> {
+        self.fields().end_time
+    }
+
+    /// The state's fields, each `None` where this status has none: the view
+    /// every rendering of a TaskInfo is made from.
+    pub fn fields(&self) -> StateFields<'_> {
+        let none = StateFields { start_time: None, end_time: None, progress: None, result: None, error: None };
         match self {
-            TaskState::Succeeded { end_time, .. } | TaskState::Failed { end_time, .. } => Some(*end_time),
-            _ => None,
+            TaskState::Pending => none,
+            TaskState::Running { start_time, progress } | TaskState::Blocked { start_time, progress } => {
+                StateFields { start_time: Some(*start_time), progress: Some(progress), ..none }
+            }
+            TaskState::Succeeded { start_time, end_time, progress, result } => StateFields {
+                start_time: Some(*start_time),
+                end_time: Some(*end_time),
+                progress: Some(progress),
+                result: result.as_ref(),
+                error: None,
+            },
+            TaskState::Failed { start_time, end_time, progress, error } => StateFields {
+                start_time: Some(*start_time),
+                end_time: Some(*end_time),
+                progress: Some(progress),
+                result: None,
+                error: Some(error),
+            },
         }
     }
+}
+
+/// The fields of a [`TaskState`], as [`TaskState::fields`] lists them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StateFields<'a> {
+    /// When the task started.
+    pub start_time: Option<Timestamp>,
+    /// When it ended.
+    pub end_time: Option<Timestamp>,
+    /// Its progress.
+    pub progress: Option<&'a Progress>,
+    /// Its result.
+    pub result: Option<&'a Value>,
+    /// Its error.
+    pub error: Option<&'a VapiError>,
 }
 
 /// What the operation reports or the client asks: each changes the state by
@@ -258,18 +296,7 @@ impl TaskInfo {
     /// The REST rendering: a JSON object with exactly the fields the status
     /// requires or allows; `result` left out when `exclude_result`.
     pub fn to_rest(&self, flavor: ApiFlavor, exclude_result: bool) -> Value {
-        let (start_time, end_time, progress, result, error) = match &self.state {
-            TaskState::Pending => (None, None, None, None, None),
-            TaskState::Running { start_time, progress } | TaskState::Blocked { start_time, progress } => {
-                (Some(*start_time), None, Some(progress), None, None)
-            }
-            TaskState::Succeeded { start_time, end_time, progress, result } => {
-                (Some(*start_time), Some(*end_time), Some(progress), result.as_ref(), None)
-            }
-            TaskState::Failed { start_time, end_time, progress, error } => {
-                (Some(*start_time), Some(*end_time), Some(progress), None, Some(error.to_json(flavor)))
-            }
-        };
+        let fields = self.state.fields();
         let rendered = RestTaskInfo {
             description: &self.description,
             service: &self.service,
@@ -278,12 +305,12 @@ impl TaskInfo {
             target: self.target.as_ref(),
             status: self.status(),
             cancelable: self.cancelable,
-            error,
-            start_time,
-            end_time,
+            error: fields.error.map(|error| error.to_json(flavor)),
+            start_time: fields.start_time,
+            end_time: fields.end_time,
             user: self.owner.name(),
-            progress,
-            result: result.filter(|_| !exclude_result),
+            progress: fields.progress,
+            result: fields.result.filter(|_| !exclude_result),
         };
         serde_json::to_value(rendered).unwrap_or(Value::Null)
     }
