@@ -10,71 +10,60 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 use serde_json::Value;
 
-/// The vAPI standard error types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-#[allow(missing_docs)]
-pub enum ErrorType {
-    AlreadyExists,
-    AlreadyInDesiredState,
-    Canceled,
-    ConcurrentChange,
-    Error,
-    FeatureInUse,
-    InternalServerError,
-    InvalidArgument,
-    InvalidElementConfiguration,
-    InvalidElementType,
-    InvalidRequest,
-    NotAllowedInCurrentState,
-    NotFound,
-    OperationNotFound,
-    ResourceBusy,
-    ResourceInUse,
-    ResourceInaccessible,
-    ServiceUnavailable,
-    TimedOut,
-    UnableToAllocateResource,
-    Unauthenticated,
-    Unauthorized,
-    UnexpectedInput,
-    Unsupported,
-    UnverifiedPeer,
+/// Declares the error types once: the enum, the wire names, the list.
+macro_rules! error_types {
+    ($($variant:ident => $wire:literal,)*) => {
+        /// The vAPI standard error types.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        #[allow(missing_docs)]
+        pub enum ErrorType {
+            $($variant,)*
+        }
+
+        /// Every error type, in the order of the enum.
+        pub const ALL_ERROR_TYPES: &[ErrorType] = &[$(ErrorType::$variant,)*];
+
+        impl ErrorType {
+            /// The `error_type` value: `UNAUTHENTICATED`, `NOT_FOUND`, …
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorType::$variant => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+error_types! {
+    AlreadyExists => "ALREADY_EXISTS",
+    AlreadyInDesiredState => "ALREADY_IN_DESIRED_STATE",
+    Canceled => "CANCELED",
+    ConcurrentChange => "CONCURRENT_CHANGE",
+    Error => "ERROR",
+    FeatureInUse => "FEATURE_IN_USE",
+    InternalServerError => "INTERNAL_SERVER_ERROR",
+    InvalidArgument => "INVALID_ARGUMENT",
+    InvalidElementConfiguration => "INVALID_ELEMENT_CONFIGURATION",
+    InvalidElementType => "INVALID_ELEMENT_TYPE",
+    InvalidRequest => "INVALID_REQUEST",
+    NotAllowedInCurrentState => "NOT_ALLOWED_IN_CURRENT_STATE",
+    NotFound => "NOT_FOUND",
+    OperationNotFound => "OPERATION_NOT_FOUND",
+    ResourceBusy => "RESOURCE_BUSY",
+    ResourceInUse => "RESOURCE_IN_USE",
+    ResourceInaccessible => "RESOURCE_INACCESSIBLE",
+    ServiceUnavailable => "SERVICE_UNAVAILABLE",
+    TimedOut => "TIMED_OUT",
+    UnableToAllocateResource => "UNABLE_TO_ALLOCATE_RESOURCE",
+    Unauthenticated => "UNAUTHENTICATED",
+    Unauthorized => "UNAUTHORIZED",
+    UnexpectedInput => "UNEXPECTED_INPUT",
+    Unsupported => "UNSUPPORTED",
+    UnverifiedPeer => "UNVERIFIED_PEER",
 }
 
 impl ErrorType {
-    /// The `error_type` value: `UNAUTHENTICATED`, `NOT_FOUND`, …
-    pub const fn as_str(self) -> &'static str {
-        use ErrorType::*;
-        match self {
-            AlreadyExists => "ALREADY_EXISTS",
-            AlreadyInDesiredState => "ALREADY_IN_DESIRED_STATE",
-            Canceled => "CANCELED",
-            ConcurrentChange => "CONCURRENT_CHANGE",
-            Error => "ERROR",
-            FeatureInUse => "FEATURE_IN_USE",
-            InternalServerError => "INTERNAL_SERVER_ERROR",
-            InvalidArgument => "INVALID_ARGUMENT",
-            InvalidElementConfiguration => "INVALID_ELEMENT_CONFIGURATION",
-            InvalidElementType => "INVALID_ELEMENT_TYPE",
-            InvalidRequest => "INVALID_REQUEST",
-            NotAllowedInCurrentState => "NOT_ALLOWED_IN_CURRENT_STATE",
-            NotFound => "NOT_FOUND",
-            OperationNotFound => "OPERATION_NOT_FOUND",
-            ResourceBusy => "RESOURCE_BUSY",
-            ResourceInUse => "RESOURCE_IN_USE",
-            ResourceInaccessible => "RESOURCE_INACCESSIBLE",
-            ServiceUnavailable => "SERVICE_UNAVAILABLE",
-            TimedOut => "TIMED_OUT",
-            UnableToAllocateResource => "UNABLE_TO_ALLOCATE_RESOURCE",
-            Unauthenticated => "UNAUTHENTICATED",
-            Unauthorized => "UNAUTHORIZED",
-            UnexpectedInput => "UNEXPECTED_INPUT",
-            Unsupported => "UNSUPPORTED",
-            UnverifiedPeer => "UNVERIFIED_PEER",
-        }
-    }
-
     /// Parses an `error_type` value (`"NOT_FOUND"`).
     pub fn parse(text: &str) -> Option<Self> {
         ALL_ERROR_TYPES.iter().copied().find(|t| t.as_str() == text)
@@ -116,38 +105,6 @@ impl ErrorType {
         }
     }
 }
-
-/// Every error type, in the order of the enum.
-pub const ALL_ERROR_TYPES: [ErrorType; 25] = {
-    use ErrorType::*;
-    [
-        AlreadyExists,
-        AlreadyInDesiredState,
-        Canceled,
-        ConcurrentChange,
-        Error,
-        FeatureInUse,
-        InternalServerError,
-        InvalidArgument,
-        InvalidElementConfiguration,
-        InvalidElementType,
-        InvalidRequest,
-        NotAllowedInCurrentState,
-        NotFound,
-        OperationNotFound,
-        ResourceBusy,
-        ResourceInUse,
-        ResourceInaccessible,
-        ServiceUnavailable,
-        TimedOut,
-        UnableToAllocateResource,
-        Unauthenticated,
-        Unauthorized,
-        UnexpectedInput,
-        Unsupported,
-        UnverifiedPeer,
-    ]
-};
 
 impl fmt::Display for ErrorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
