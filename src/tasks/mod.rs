@@ -3,7 +3,8 @@
 //!
 //! - [`TaskManager`] starts operations as tasks and answers for them;
 //! - [`TaskInfo`] carries the status rules of VMware's client in its types;
-//! - [`TaskStore`] is where tasks live ([`MemoryTaskStore`] by default);
+//! - [`TaskStore`] is where tasks live ([`MemoryTaskStore`] by default;
+//!   `RedisTaskStore`, feature `redis`, shares them between instances);
 //! - [`TaskLayer`] lets any handler run as a task when the query says
 //!   `vmw-task=true`.
 
@@ -20,3 +21,6 @@ pub use info::{DynamicId, Progress, Refused, StateFields, Status, TaskInfo, Task
 pub use layer::{TaskLayer, TaskService};
 pub use manager::{TaskContext, TaskManager, TaskSpec};
 pub use store::{Applied, MemoryTaskStore, TaskStore};
+
+#[cfg(feature = "redis")]
+pub use crate::store::redis::{RedisTaskStore, RedisTaskStoreBuilder};

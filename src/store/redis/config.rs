@@ -19,9 +19,44 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the store connects.
 #[derive(Clone)]
-enum Target {
+pub(super) enum Target {
     Single(String),
     Cluster(Vec<String>),
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target::Single(String::from("redis://127.0.0.1:6379"))
+    }
+}
+
+impl Target {
+    /// How many node URLs (URLs may hold passwords: show only this).
+    pub(super) fn nodes(&self) -> usize {
+        match self {
+            Target::Single(_) => 1,
+            Target::Cluster(nodes) => nodes.len(),
+        }
+    }
+
+    /// The link to the target, after checking the settings every store shares.
+    pub(super) fn link(&self, key_prefix: &str, timeout: Duration) -> Result<Link, RedisConfigError> {
+        if key_prefix.contains(['{', '}']) {
+            return Err(RedisConfigError::new("the key prefix may not hold `{` or `}`"));
+        }
+        if timeout.is_zero() {
+            return Err(RedisConfigError::new("the timeout must be longer than zero"));
+        }
+        let connector = match self {
+            Target::Single(url) => Connector::single(url, timeout),
+            Target::Cluster(nodes) if nodes.is_empty() => {
+                return Err(RedisConfigError::new("a cluster needs at least one node URL"));
+            }
+            Target::Cluster(nodes) => Connector::cluster(nodes, timeout),
+        }
+        .map_err(|error| RedisConfigError::new(format!("invalid Redis configuration: {error}")))?;
+        Ok(Link::new(connector, timeout))
+    }
 }
 
 /// Configures a [`RedisStore`]; made by [`RedisStore::builder`].
@@ -37,14 +72,9 @@ pub struct RedisStoreBuilder {
 
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // URLs may hold passwords: show only how many there are.
-        let nodes = match &self.target {
-            Target::Single(_) => 1,
-            Target::Cluster(nodes) => nodes.len(),
-        };
         f.debug_struct("RedisStoreBuilder")
             .field("cluster", &matches!(self.target, Target::Cluster(_)))
-            .field("nodes", &nodes)
+            .field("nodes", &self.target.nodes())
             .field("policy", &self.policy)
             .field("max_sessions", &self.max_sessions)
             .field("max_sessions_per_user", &self.max_sessions_per_user)
@@ -57,7 +87,7 @@ impl fmt::Debug for RedisStoreBuilder {
 impl Default for RedisStoreBuilder {
     fn default() -> Self {
         RedisStoreBuilder {
-            target: Target::Single(String::from("redis://127.0.0.1:6379")),
+            target: Target::default(),
             policy: ExpiryPolicy::default(),
             clock: Arc::new(SystemClock),
             max_sessions: 1_000_000,
@@ -147,24 +177,11 @@ impl RedisStoreBuilder {
     /// assert!(RedisStore::builder().url("http://example.com").build().is_err());
     /// ```
     pub fn build(self) -> Result<RedisStore, RedisConfigError> {
-        if self.key_prefix.contains(['{', '}']) {
-            return Err(RedisConfigError::new("the key prefix may not hold `{` or `}`"));
-        }
-        if self.timeout.is_zero() {
-            return Err(RedisConfigError::new("the timeout must be longer than zero"));
-        }
-        let connector = match &self.target {
-            Target::Single(url) => Connector::single(url, self.timeout),
-            Target::Cluster(nodes) if nodes.is_empty() => {
-                return Err(RedisConfigError::new("a cluster needs at least one node URL"));
-            }
-            Target::Cluster(nodes) => Connector::cluster(nodes, self.timeout),
-        }
-        .map_err(|error| RedisConfigError::new(format!("invalid Redis configuration: {error}")))?;
+        let link = self.target.link(&self.key_prefix, self.timeout)?;
         let idle_ms = u64::try_from(self.policy.idle_timeout().as_millis()).unwrap_or(u64::MAX).min(MAX_SAFE_MILLIS);
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                link: Link::new(connector, self.timeout),
+                link,
                 keys: Keys::new(&self.key_prefix),
                 policy: self.policy,
                 clock: self.clock,
@@ -184,7 +201,7 @@ pub struct RedisConfigError {
 }
 
 impl RedisConfigError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(super) fn new(message: impl Into<String>) -> Self {
         RedisConfigError { message: message.into() }
     }
 }

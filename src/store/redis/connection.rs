@@ -8,8 +8,15 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
+#[cfg(feature = "tasks")]
+use ::redis::{
+    AsyncConnectionConfig, ConnectionInfo, ErrorKind, IntoConnectionInfo, ProtocolVersion, PushInfo,
+    aio::MultiplexedConnection,
+};
 use ::redis::{Client, Cmd, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
 use tokio::sync::OnceCell;
+#[cfg(feature = "tasks")]
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::store::StoreError;
 
@@ -41,7 +48,8 @@ impl Connection {
 /// How to connect.
 pub(super) enum Connector {
     Single(Client, ConnectionManagerConfig),
-    Cluster(ClusterClient),
+    /// The cluster, and the nodes it was given (for connections of their own).
+    Cluster(ClusterClient, #[cfg_attr(not(feature = "tasks"), allow(dead_code))] Vec<String>),
 }
 
 impl Connector {
@@ -61,11 +69,11 @@ impl Connector {
         let client = ClusterClient::builder(nodes.iter().map(String::as_str))
             .connection_timeout(timeout)
             .response_timeout(timeout);
-        Ok(Connector::Cluster(client.build()?))
+        Ok(Connector::Cluster(client.build()?, nodes.to_vec()))
     }
 
     pub(super) fn is_cluster(&self) -> bool {
-        matches!(self, Connector::Cluster(_))
+        matches!(self, Connector::Cluster(..))
     }
 
     async fn connect(&self) -> RedisResult<Connection> {
@@ -74,7 +82,46 @@ impl Connector {
             Connector::Single(client, config) => {
                 ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map(Connection::Single)
             }
-            Connector::Cluster(client) => client.get_async_connection().await.map(Connection::Cluster),
+            Connector::Cluster(client, _) => client.get_async_connection().await.map(Connection::Cluster),
+        }
+    }
+
+    /// A connection of its own that hands what Redis pushes (pub/sub
+    /// messages, and `Disconnection` when it drops) to `pushes`, for
+    /// SUBSCRIBE. RESP3 (Redis 6 or later). In a cluster, a connection to the
+    /// first node that answers: PUBLISH reaches every node.
+    #[cfg(feature = "tasks")]
+    pub(super) async fn subscriber(
+        &self,
+        pushes: UnboundedSender<PushInfo>,
+        timeout: Duration,
+    ) -> RedisResult<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_push_sender(pushes);
+        let resp3 = |info: &ConnectionInfo| {
+            let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+            Client::open(info.clone().set_redis_settings(settings))
+        };
+        match self {
+            Connector::Single(client, _) => {
+                resp3(client.get_connection_info())?.get_multiplexed_async_connection_with_config(&config).await
+            }
+            Connector::Cluster(_, nodes) => {
+                let mut failure = None;
+                for node in nodes {
+                    let attempt = async {
+                        let info = node.as_str().into_connection_info()?;
+                        resp3(&info)?.get_multiplexed_async_connection_with_config(&config).await
+                    };
+                    match attempt.await {
+                        Ok(connection) => return Ok(connection),
+                        Err(error) => failure = Some(error),
+                    }
+                }
+                Err(failure.unwrap_or_else(|| RedisError::from((ErrorKind::Client, "no cluster node given"))))
+            }
         }
     }
 }

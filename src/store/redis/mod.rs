@@ -78,6 +78,8 @@ mod connection;
 mod keys;
 mod principals;
 mod script;
+#[cfg(feature = "tasks")]
+mod tasks;
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -89,6 +91,8 @@ use ::redis::{Value, cmd};
 
 pub use self::config::{DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT, RedisConfigError, RedisStoreBuilder};
 use self::connection::Link;
+#[cfg(feature = "tasks")]
+pub use self::tasks::{RedisTaskStore, RedisTaskStoreBuilder};
 use self::keys::Keys;
 use self::principals::{Principals, encode_groups};
 use self::script::{ADMIT, Admission, CREATE, REAP, RESOLVE, Reaped, SETTLE, STATS};
