@@ -28,8 +28,8 @@ use tower_cis::error::{ApiFlavor, ErrorType, LocalizableMessage, VapiError};
 use tower_cis::jsonrpc::{DataValue, JsonRpcEndpoint, StructValue, bad_input, convert};
 use tower_cis::rest::tasks::{LEGACY_TASKS_PATH, MODERN_TASKS_PATH, TasksService};
 use tower_cis::rest::{LEGACY_SESSION_PATH, MODERN_SESSION_PATH};
-use tower_cis::tasks::{MemoryTaskStore, TaskContext, TaskLayer, TaskManager, TaskSpec};
-use tower_cis::{Cis, MemoryStore, Session, SharedClock};
+use tower_cis::tasks::{MemoryTaskStore, TaskContext, TaskLayer, TaskManager, TaskSpec, TaskStore};
+use tower_cis::{Cis, MemoryStore, Session, SessionStore, SharedClock};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -43,19 +43,52 @@ pub const MAX_WAIT_SECONDS: u64 = 300;
 /// tasks kept 24 hours; members of `vsphere.local\Administrators` see all.
 pub fn demo_tasks(clock: &SharedClock) -> TaskManager {
     let store = MemoryTaskStore::new(Duration::from_secs(24 * 60 * 60), 100_000, Arc::clone(clock));
+    tasks_in(store, clock)
+}
+
+/// The example server's task manager over `store`, on `clock`.
+pub fn tasks_in<T: TaskStore>(store: T, clock: &SharedClock) -> TaskManager<T> {
     TaskManager::new(store, Arc::clone(clock)).with_administrators("vsphere.local\\Administrators")
+}
+
+/// Sessions (expiring by `policy`, capped like [`Cis::in_memory`]'s) and
+/// tasks (kept 24 hours) in the Redis at `url`, on `clock`: every instance
+/// given the same URL shares them.
+#[cfg(feature = "redis")]
+pub fn redis_stores(
+    url: &str,
+    policy: tower_cis::ExpiryPolicy,
+    clock: &SharedClock,
+) -> Result<(tower_cis::RedisStore, TaskManager<tower_cis::tasks::RedisTaskStore>), tower_cis::RedisConfigError> {
+    let defaults = tower_cis::CisConfig::default();
+    let sessions = tower_cis::RedisStore::builder()
+        .url(url)
+        .policy(policy)
+        .clock(Arc::clone(clock))
+        .max_sessions(defaults.max_sessions)
+        .max_sessions_per_user(defaults.max_sessions_per_user)
+        .build()?;
+    let tasks = tower_cis::tasks::RedisTaskStore::builder().url(url).clock(Arc::clone(clock)).build()?;
+    Ok((sessions, tasks_in(tasks, clock)))
 }
 
 /// The whole application: the vAPI JSON-RPC endpoint at `POST /api` and the
 /// Session service (both authenticate by themselves), and behind the session
 /// layer the demo endpoints and the Tasks service; every request traced.
-pub fn application<A: Authenticator>(cis: &Cis<MemoryStore, A>, tasks: TaskManager) -> Router {
+pub fn application<St: SessionStore, A: Authenticator, T: TaskStore>(
+    cis: &Cis<St, A>,
+    tasks: TaskManager<T>,
+) -> Router {
     application_with(cis, tasks, Router::new())
 }
 
 /// [`application`] with `public` routes (such as the dev STS) that need no
 /// session.
-pub fn application_with<A: Authenticator>(cis: &Cis<MemoryStore, A>, tasks: TaskManager, public: Router) -> Router {
+pub fn application_with<St: SessionStore, A: Authenticator, T: TaskStore>(
+    cis: &Cis<St, A>,
+    tasks: TaskManager<T>,
+    public: Router,
+) -> Router {
     let jsonrpc = JsonRpcEndpoint::new(cis, tasks.clone())
         .operation(wait_spec(), |call| async move {
             let seconds = match convert::optional(&call.input, "seconds")? {
@@ -96,7 +129,7 @@ fn fail_spec() -> TaskSpec {
 }
 
 /// Waits `seconds`; as a task, reports progress every tenth of the way.
-async fn pace(seconds: u64, task: Option<&TaskContext>) {
+async fn pace<T: TaskStore>(seconds: u64, task: Option<&TaskContext<T>>) {
     match task {
         Some(task) => {
             let step = Duration::from_secs(seconds) / 10;
@@ -113,13 +146,13 @@ async fn pace(seconds: u64, task: Option<&TaskContext>) {
 
 /// The demo application (without the Session service): the demo endpoints,
 /// some of which run as tasks with `vmw-task=true`, and the Tasks service.
-pub fn demo_routes_with(tasks: TaskManager) -> Router {
+pub fn demo_routes_with<T: TaskStore>(tasks: TaskManager<T>) -> Router {
     let wait_task = TaskLayer::new(tasks.clone(), wait_spec());
     let fail_task = TaskLayer::new(tasks.clone(), fail_spec());
     let tasks_service = TasksService::new(tasks);
     Router::new()
         .route("/api/demo/whoami", get(whoami))
-        .route("/api/demo/wait", get(wait).post(wait.layer(wait_task)))
+        .route("/api/demo/wait", get(wait::<T>).post(wait::<T>.layer(wait_task)))
         .route("/api/demo/fail", post(fail.layer(fail_task)))
         .route_service(MODERN_TASKS_PATH, tasks_service.clone())
         .route_service(&format!("{MODERN_TASKS_PATH}/{{task}}"), tasks_service.clone())
@@ -138,9 +171,9 @@ struct WaitQuery {
 }
 
 /// Waits `seconds`; as a task, reports progress every tenth of the way.
-async fn wait(
+async fn wait<T: TaskStore>(
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-    task: Option<Extension<TaskContext>>,
+    task: Option<Extension<TaskContext<T>>>,
 ) -> Response {
     let Some(seconds) = seconds(query) else {
         return vapi(

@@ -1,6 +1,8 @@
 //! The tower-cis example server: vCenter's cis Session service with password
 //! login (and, with `--features saml`, SAML token login and a development
-//! STS), sessions in memory, and demo endpoints behind the session layer.
+//! STS), sessions and tasks in memory (or, with `--features redis` and
+//! `--redis URL`, in Redis, shared by every instance), and demo endpoints
+//! behind the session layer.
 //!
 //! `cargo run --example server -- --help` lists the flags; README.md explains them.
 
@@ -15,8 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use tower_cis::auth::{Authenticator, HashCost, LoginThrottle, PasswordAuthenticator, ThrottlePolicy, UserDirectory};
-use tower_cis::{Cis, CisConfig, ExpiryPolicy, MemoryStore, SharedClock, SystemClock};
+use tower_cis::auth::{HashCost, LoginThrottle, PasswordAuthenticator, ThrottlePolicy, UserDirectory};
+use tower_cis::tasks::{TaskManager, TaskStore};
+use tower_cis::{Cis, CisConfig, ExpiryPolicy, MemoryStore, SessionStore, SharedClock, SystemClock};
 
 /// The user created when neither --user nor --users-file is given.
 const DEMO_USER: &str = "administrator@vsphere.local";
@@ -66,6 +69,10 @@ struct Args {
     /// The TLS private key (PEM); implies --tls.
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Keep sessions and tasks in the Redis at URL (e.g. redis://127.0.0.1:6379),
+    /// shared by every instance given the same URL. Needs `--features redis`.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 impl Args {
@@ -112,7 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (users, demo_password) = users(&args)?;
     let policy = ExpiryPolicy::default().with_idle_timeout(args.idle_timeout).with_max_lifetime(args.max_lifetime);
     let (listener, address) = app::bind(args.listen).await?;
-    if !args.saml() && !args.tls() {
+    if !args.saml() && !args.tls() && args.redis.is_none() {
         let cis = Cis::in_memory(users, CisConfig { policy, clock: Arc::new(SystemClock), ..CisConfig::default() });
         greet(&format!("http://{address}"), demo_password.as_deref());
         app::serve(listener, cis, shutdown()).await;
@@ -125,46 +132,75 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let base = format!("{}://{address}", if tls.is_some() { "https" } else { "http" });
     let clock: SharedClock = Arc::new(SystemClock);
-    let defaults = CisConfig::default();
-    let store = MemoryStore::builder()
-        .policy(policy)
-        .clock(Arc::clone(&clock))
-        .max_sessions(defaults.max_sessions)
-        .max_sessions_per_user(defaults.max_sessions_per_user)
-        .build();
     let throttle = LoginThrottle::new(ThrottlePolicy::default(), Arc::clone(&clock));
     let passwords = Arc::new(PasswordAuthenticator::new(users).with_throttle(throttle));
     greet(&base, demo_password.as_deref());
     if let Some(tls) = &tls {
         println!("TLS certificate (self-signed unless --tls-cert):\n{}", tls.certificate_pem);
     }
-    let acceptor = tls.map(|tls| tls.acceptor);
-    #[cfg(feature = "saml")]
-    if args.saml() {
-        let (authenticator, routes) = saml(&args, passwords, &clock, &base, address)?;
-        let cis = Cis::new(store, authenticator, clock);
-        let app = app::application_with(&cis, app::demo_tasks(cis.clock()), routes);
-        app::serve_app(listener, acceptor, app, shutdown()).await;
-        return Ok(());
+    let server = Server { listener, tls: tls.map(|tls| tls.acceptor), passwords, clock, base, address };
+    #[cfg(feature = "redis")]
+    if let Some(url) = &args.redis {
+        let (store, tasks) = app::redis_stores(url, policy, &server.clock)?;
+        match store.ping().await {
+            Ok(()) => println!("Sessions and tasks in Redis, shared by every instance given the same --redis URL"),
+            Err(error) => println!("Redis does not answer yet ({error}): requests get 503 until it does"),
+        }
+        return server.run(&args, store, tasks).await;
     }
-    #[cfg(not(feature = "saml"))]
-    if args.saml() {
-        return Err(
-            "--saml-cert and --dev-sts need the saml feature: cargo run --features saml --example server".into()
-        );
+    #[cfg(not(feature = "redis"))]
+    if args.redis.is_some() {
+        return Err("--redis needs the redis feature: cargo run --features redis --example server".into());
     }
-    let cis = Cis::new(store, passwords, clock);
-    serve_with(listener, acceptor, cis).await;
-    Ok(())
+    let defaults = CisConfig::default();
+    let store = MemoryStore::builder()
+        .policy(policy)
+        .clock(Arc::clone(&server.clock))
+        .max_sessions(defaults.max_sessions)
+        .max_sessions_per_user(defaults.max_sessions_per_user)
+        .build();
+    let tasks = app::demo_tasks(&server.clock);
+    server.run(&args, store, tasks).await
 }
 
-async fn serve_with<A: Authenticator>(
+/// Everything but the stores.
+struct Server {
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    cis: Cis<MemoryStore, A>,
-) {
-    let app = app::application(&cis, app::demo_tasks(cis.clock()));
-    app::serve_app(listener, tls, app, shutdown()).await;
+    passwords: Arc<PasswordAuthenticator>,
+    clock: SharedClock,
+    base: String,
+    address: SocketAddr,
+}
+
+impl Server {
+    /// Serves with password logins (and SAML ones when asked) over `store`
+    /// and `tasks` until Ctrl-C.
+    #[cfg_attr(not(feature = "saml"), allow(unused_variables))]
+    async fn run<St: SessionStore, T: TaskStore>(
+        self,
+        args: &Args,
+        store: St,
+        tasks: TaskManager<T>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let Server { listener, tls, passwords, clock, base, address } = self;
+        #[cfg(feature = "saml")]
+        if args.saml() {
+            let (authenticator, routes) = saml(args, passwords, &clock, &base, address)?;
+            let cis = Cis::new(store, authenticator, clock);
+            app::serve_app(listener, tls, app::application_with(&cis, tasks, routes), shutdown()).await;
+            return Ok(());
+        }
+        #[cfg(not(feature = "saml"))]
+        if args.saml() {
+            return Err(
+                "--saml-cert and --dev-sts need the saml feature: cargo run --features saml --example server".into()
+            );
+        }
+        let cis = Cis::new(store, passwords, clock);
+        app::serve_app(listener, tls, app::application(&cis, tasks), shutdown()).await;
+        Ok(())
+    }
 }
 
 /// Password and SAML logins.
