@@ -209,21 +209,13 @@ impl MemoryStore {
 
     fn create_now(&self, principal: Principal, credential_expiry: Option<Timestamp>) -> Result<Session, StoreError> {
         let inner = &*self.inner;
-        if !self.reserve() {
-            // Expired sessions that the sweeper has not reached yet must not
-            // keep a new one out.
-            inner.purge();
-            if !self.reserve() {
-                return Err(StoreError::new(StoreErrorKind::TooManySessions, "the store is full"));
-            }
-        }
-        let principal = match self.admit(principal) {
-            Some(principal) => principal,
-            None => {
-                inner.sessions.fetch_sub(1, Ordering::AcqRel);
-                return Err(StoreError::new(StoreErrorKind::TooManyUserSessions, "the user has too many sessions"));
-            }
-        };
+        let principal = self.admit(principal).map_err(|kind| {
+            let message = match kind {
+                StoreErrorKind::TooManySessions => "the store is full",
+                _ => "the user has too many sessions",
+            };
+            StoreError::new(kind, message)
+        })?;
         let now = inner.clock.now();
         let deadline = inner.policy.deadline(now, credential_expiry);
         let due = due_bucket(inner.policy.expiry(now, deadline), inner.granularity);
@@ -249,20 +241,19 @@ impl MemoryStore {
         }
     }
 
-    /// Takes one place under the total cap.
-    fn reserve(&self) -> bool {
-        let max = self.inner.max_sessions;
-        self.inner.sessions.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
-    }
-
-    /// Takes one place under the user's cap, purging expired sessions once if
-    /// the user is at the cap.
-    fn admit(&self, principal: Principal) -> Option<Arc<Principal>> {
-        let users = &self.inner.users;
-        if users.sessions_of(principal.name()) >= users.max_per_user() {
-            self.inner.purge();
+    /// Takes one place under the user's cap and one under the total cap, or
+    /// neither. At a cap, purges expired sessions once and tries again:
+    /// expired sessions that the sweeper has not reached yet must not keep a
+    /// new one out.
+    fn admit(&self, principal: Principal) -> Result<Arc<Principal>, StoreErrorKind> {
+        let inner = &*self.inner;
+        match inner.users.admit(principal, &inner.sessions, inner.max_sessions) {
+            Ok(principal) => Ok(principal),
+            Err((principal, _)) => {
+                inner.purge();
+                inner.users.admit(principal, &inner.sessions, inner.max_sessions).map_err(|(_, kind)| kind)
+            }
         }
-        users.admit(principal)
     }
 }
 

@@ -5,12 +5,14 @@
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
 use super::Padded;
 use crate::Principal;
+use crate::store::StoreErrorKind;
 
 struct UserEntry {
     principal: Arc<Principal>,
@@ -39,31 +41,44 @@ impl Users {
         &self.shards[index].0
     }
 
-    /// Counts one more session for the principal's user and returns the shared
-    /// principal; `None` when the user is at the cap.
-    pub(super) fn admit(&self, principal: Principal) -> Option<Arc<Principal>> {
+    /// Counts one more session for the principal's user and takes one place
+    /// under the store's total cap (`total` sessions held of `max_total`), or
+    /// neither; returns the shared principal. Both happen under the user's
+    /// lock, so a create refused by one cap never holds a place under the
+    /// other for a moment (which would make a concurrent create fail for
+    /// nothing). A full store is reported before a full user.
+    pub(super) fn admit(
+        &self,
+        principal: Principal,
+        total: &AtomicU64,
+        max_total: u64,
+    ) -> Result<Arc<Principal>, (Principal, StoreErrorKind)> {
         let mut users = self.shard(principal.name()).lock();
+        if total.load(Ordering::Acquire) >= max_total {
+            return Err((principal, StoreErrorKind::TooManySessions));
+        }
+        if users.get(principal.name()).map_or(0, |entry| entry.sessions) >= self.max_per_user {
+            return Err((principal, StoreErrorKind::TooManyUserSessions));
+        }
+        let reserved = total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_total).then_some(n + 1));
+        if reserved.is_err() {
+            return Err((principal, StoreErrorKind::TooManySessions));
+        }
         match users.get_mut(principal.name()) {
             Some(entry) => {
-                if entry.sessions >= self.max_per_user {
-                    return None;
-                }
                 entry.sessions += 1;
                 // A user whose groups changed gets a new shared principal;
                 // older sessions keep the one they were created with.
                 if *entry.principal != principal {
                     entry.principal = Arc::new(principal);
                 }
-                Some(Arc::clone(&entry.principal))
+                Ok(Arc::clone(&entry.principal))
             }
             None => {
-                if self.max_per_user == 0 {
-                    return None;
-                }
                 let shared = Arc::new(principal);
                 let name: Box<str> = shared.name().into();
                 users.insert(name, UserEntry { principal: Arc::clone(&shared), sessions: 1 });
-                Some(shared)
+                Ok(shared)
             }
         }
     }
@@ -77,10 +92,6 @@ impl Users {
                 users.remove(user);
             }
         }
-    }
-
-    pub(super) fn max_per_user(&self) -> u64 {
-        self.max_per_user
     }
 
     pub(super) fn sessions_of(&self, user: &str) -> u64 {
