@@ -20,7 +20,7 @@
 //! |---|---|---|
 //! | `memory-store` | yes | `MemoryStore` |
 //! | `tasks` | yes | the Tasks service, `TaskLayer` (`vmw-task=true`), the JSON-RPC endpoint |
-//! | `redis` | no | `RedisStore` (single node or Redis Cluster) |
+//! | `redis` | no | `RedisStore` and, with `tasks`, `RedisTaskStore` (single node or Redis Cluster) |
 //! | `saml` | no | `SamlAuthenticator`: SAML bearer tokens from a vSphere STS |
 //! | `axum` | no | [`Session`] as an axum extractor (also as `Option<Session>`) |
 //! | `conformance` | no | the store conformance suite, for your own stores |

@@ -91,11 +91,11 @@ use ::redis::{Value, cmd};
 
 pub use self::config::{DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT, RedisConfigError, RedisStoreBuilder};
 use self::connection::Link;
-#[cfg(feature = "tasks")]
-pub use self::tasks::{RedisTaskStore, RedisTaskStoreBuilder};
 use self::keys::Keys;
 use self::principals::{Principals, encode_groups};
 use self::script::{ADMIT, Admission, CREATE, REAP, RESOLVE, Reaped, SETTLE, STATS};
+#[cfg(feature = "tasks")]
+pub use self::tasks::{RedisTaskStore, RedisTaskStoreBuilder};
 use super::{Resolution, SessionStore, StoreError, StoreErrorKind, StoreStats};
 use crate::clock::SharedClock;
 use crate::{ExpiryPolicy, Principal, Session, SessionId, Timestamp};

@@ -1,68 +1,6 @@
 //! Tasks in Redis, shared by every instance of an application (features
 //! `redis` and `tasks`): a task started on one instance is seen, with its
 //! live progress, from every other, and cancelled from any of them.
-//!
-//! # Keys
-//!
-//! With the default prefix `tower-cis:` (any prefix without `{` or `}`), every
-//! key shares the hash tag `{tower-cis:tasks}`:
-//!
-//! | key | type | holds |
-//! |---|---|---|
-//! | `tower-cis:{tower-cis:tasks}:t:<task id>` | hash | `v` version, `j` the TaskInfo (JSON), `f` when it is forgotten (ms, once finished), `x` `1` once cancelled |
-//! | `tower-cis:{tower-cis:tasks}:all` | zset | every task id, scored by when it is forgotten; unfinished tasks by 2^53 |
-//! | `tower-cis:{tower-cis:tasks}:s:<service>` | zset | the ids of one service's tasks (the service in the id), scored alike |
-//!
-//! and the pub/sub channel `tower-cis:tasks:cancelled` carries the ids of
-//! cancelled tasks. One hash tag, so that each script sees a record and the
-//! indexes together, atomically. In a Redis Cluster the tasks therefore live
-//! on the node of one slot: tasks are few and small beside sessions.
-//!
-//! # Round trips
-//!
-//! - `insert`: one EVALSHA of `task_insert.lua`, which removes tasks whose
-//!   retention has passed (a batch at a time), evicts the oldest finished
-//!   tasks at the cap or refuses when every task held is unfinished, then
-//!   writes the record and the indexes.
-//! - `get`: one `HMGET`.
-//! - `apply`: an `HMGET` of the version and the record; the status rules of
-//!   [`TaskInfo::apply`] in Rust (the one place they live); then
-//!   `task_commit.lua`, which writes only if the version is still the one
-//!   read (compare-and-set), sets the TTL and index scores of a finished
-//!   task, and flags and PUBLISHes a cancel. On a conflict it reads again and
-//!   applies the rules to what it finds, so a cancel racing a completion has
-//!   exactly one winner, whichever instances they come from.
-//! - `list`: the `tasks` of the filter, or one `ZRANGEBYSCORE` per service of
-//!   the filter (the index, never a scan of the keyspace); then one
-//!   `task_fetch.lua` per 256 candidates. The other fields filter in Rust.
-//! - `cancelled`: see below; one `HMGET` when it starts.
-//!
-//! # Cancel
-//!
-//! Each store holds one subscriber connection (RESP3, Redis 6 or later) that
-//! wakes the local waiters of a published id. A waiter reads the task's flag
-//! once when it starts. After each (re)subscription, and every poll interval
-//! (default 1 s) while it cannot subscribe, the store reads the flags of
-//! every task waited on here, so that a cancel published meanwhile still
-//! arrives; a PING every second finds a subscription that went quiet.
-//!
-//! # Retention and time
-//!
-//! Time comes from the store's clock: a finished task is gone for `get`,
-//! `list` and `apply` once its end time plus the retention (default 24 h) has
-//! passed; its key's TTL (the rest of the retention plus 1 s) removes it from
-//! Redis, and inserts (or [`RedisTaskStore::purge_expired`]) from the indexes.
-//! Unfinished tasks have no TTL: like the memory store's, they are never
-//! forgotten.
-//!
-//! # Failures
-//!
-//! Every Redis call is bounded by the store's timeout (default 2 s); an error
-//! or a timeout is a [`StoreError`] of kind `Unavailable`, which the
-//! [`TaskManager`](crate::tasks::TaskManager) answers with
-//! `SERVICE_UNAVAILABLE`. The operation's own outcome (`Succeed`, `Fail`) is
-//! retried for up to a minute while Redis is unavailable, so that a task does
-//! not stay RUNNING because of a short outage; progress reports are not.
 
 mod cancel;
 mod record;
@@ -111,8 +49,74 @@ const OUTCOME_RETRY: Duration = Duration::from_secs(60);
 /// (compare-and-set on a version); a cancel from any instance reaches the
 /// running operation at once through pub/sub (with a polling fallback);
 /// finished tasks are kept for the retention time; at most `max_tasks` are
-/// held. See the [module docs](self) for keys, scripts and round trips.
-/// Clones are handles to the same store.
+/// held. Clones are handles to the same store.
+///
+/// # Keys
+///
+/// With the default prefix `tower-cis:` (any prefix without `{` or `}`), every
+/// key shares the hash tag `{tower-cis:tasks}`:
+///
+/// | key | type | holds |
+/// |---|---|---|
+/// | `tower-cis:{tower-cis:tasks}:t:<task id>` | hash | `v` version, `j` the TaskInfo (JSON), `f` when it is forgotten (ms, once finished), `x` `1` once cancelled |
+/// | `tower-cis:{tower-cis:tasks}:all` | zset | every task id, scored by when it is forgotten; unfinished tasks by 2^53 |
+/// | `tower-cis:{tower-cis:tasks}:s:<service>` | zset | the ids of one service's tasks (the service in the id), scored alike |
+///
+/// and the pub/sub channel `tower-cis:tasks:cancelled` carries the ids of
+/// cancelled tasks. One hash tag, so that each script sees a record and the
+/// indexes together, atomically. In a Redis Cluster the tasks therefore live
+/// on the node of one slot: tasks are few and small beside sessions.
+///
+/// # Round trips
+///
+/// - `insert`: one EVALSHA of `task_insert.lua`, which removes tasks whose
+///   retention has passed (a batch at a time), evicts the oldest finished
+///   tasks at the cap or refuses when every task held is unfinished, then
+///   writes the record and the indexes.
+/// - `get`: one `HMGET`.
+/// - `apply`: an `HMGET` of the version and the record; the status rules of
+///   [`TaskInfo::apply`] in Rust (the one place they live); then
+///   `task_commit.lua`, which writes only if the version is still the one
+///   read (compare-and-set), sets the TTL and index scores of a finished
+///   task, and flags and PUBLISHes a cancel. On a conflict it reads again and
+///   applies the rules to what it finds, so a cancel racing a completion has
+///   exactly one winner, whichever instances they come from.
+/// - `list`: the `tasks` of the filter, or one `ZRANGEBYSCORE` per service of
+///   the filter (the index, never a scan of the keyspace); then one
+///   `task_fetch.lua` per 256 candidates. The other fields filter in Rust.
+/// - `cancelled`: see below; one `HGET` when it starts.
+///
+/// # Cancel
+///
+/// Each store holds one subscriber connection (RESP3, Redis 6 or later) that
+/// wakes the local waiters of a published id. A waiter reads the task's flag
+/// once when it starts. After each (re)subscription, and every poll interval
+/// (default 1 s) while it cannot subscribe, the store reads the flags of
+/// every task waited on here, so that a cancel published meanwhile still
+/// arrives; a PING every second finds a subscription that went quiet.
+///
+/// # Retention and time
+///
+/// Time comes from the store's clock: a finished task is gone for `get`,
+/// `list` and `apply` once its end time plus the retention (default 24 h) has
+/// passed; its key's TTL (the rest of the retention plus 1 s) removes it from
+/// Redis, and inserts (or [`RedisTaskStore::purge_expired`]) from the indexes.
+/// Unfinished tasks have no TTL: like the memory store's, they are never
+/// forgotten, so a task whose instance stopped before it ended stays
+/// unfinished (it can still be cancelled).
+///
+/// # Failures
+///
+/// Every Redis call is bounded by the store's timeout (default 2 s); an error
+/// or a timeout is a [`StoreError`] of kind `Unavailable`, which the
+/// [`TaskManager`](crate::tasks::TaskManager) answers with
+/// `SERVICE_UNAVAILABLE`. The operation's own outcome (`Succeed`, `Fail`) is
+/// retried for up to a minute while Redis is unavailable, so that a task does
+/// not stay RUNNING because of a short outage; progress reports are not.
+/// Without pub/sub (Redis 5, or a user without channel rights) cancels
+/// arrive by polling. The connections and the cancel listener are made on
+/// the Tokio runtime of the store's first calls and live on it; use the
+/// store from that runtime.
 ///
 /// ```no_run
 /// use std::sync::Arc;
