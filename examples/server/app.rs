@@ -46,9 +46,15 @@ pub fn demo_tasks(clock: &SharedClock) -> TaskManager {
     tasks_in(store, clock)
 }
 
-/// The example server's task manager over `store`, on `clock`.
+/// The most tasks one user may have running on the example server.
+pub const MAX_RUNNING_TASKS_PER_USER: usize = 1_000;
+
+/// The example server's task manager over `store`, on `clock`: at most
+/// [`MAX_RUNNING_TASKS_PER_USER`] running tasks per user.
 pub fn tasks_in<T: TaskStore>(store: T, clock: &SharedClock) -> TaskManager<T> {
-    TaskManager::new(store, Arc::clone(clock)).with_administrators("vsphere.local\\Administrators")
+    TaskManager::new(store, Arc::clone(clock))
+        .with_administrators("vsphere.local\\Administrators")
+        .with_max_running_per_user(MAX_RUNNING_TASKS_PER_USER)
 }
 
 /// Sessions (expiring by `policy`, capped like [`Cis::in_memory`]'s) and

@@ -1,10 +1,12 @@
 //! The task manager: starts operations as tasks and answers get, list and
 //! cancel for the principals allowed to see them.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde_json::Value;
 
 use super::store::{Applied, MemoryTaskStore, TaskStore};
@@ -87,6 +89,44 @@ pub struct TaskManager<T = MemoryTaskStore> {
     store: T,
     clock: SharedClock,
     administrators: Option<Arc<str>>,
+    per_user: Option<Arc<PerUser>>,
+}
+
+/// How many tasks each user has running, against a cap.
+struct PerUser {
+    max: usize,
+    running: Mutex<HashMap<Box<str>, usize>>,
+}
+
+/// One running task's place in its owner's count; given back on drop, when
+/// the task ends (or is cancelled, or could not be stored).
+struct Slot {
+    per_user: Arc<PerUser>,
+    user: Box<str>,
+}
+
+impl PerUser {
+    fn take(self: &Arc<Self>, user: &str) -> Option<Slot> {
+        let mut running = self.running.lock();
+        let count = running.entry(user.into()).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Slot { per_user: Arc::clone(self), user: user.into() })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut running = self.per_user.running.lock();
+        if let Some(count) = running.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                running.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl<T: Clone> Clone for TaskManager<T> {
@@ -95,6 +135,7 @@ impl<T: Clone> Clone for TaskManager<T> {
             store: self.store.clone(),
             clock: Arc::clone(&self.clock),
             administrators: self.administrators.clone(),
+            per_user: self.per_user.clone(),
         }
     }
 }
@@ -169,7 +210,16 @@ impl<T: TaskStore> TaskContext<T> {
 impl<T: TaskStore> TaskManager<T> {
     /// A manager over `store`, reading time from `clock`.
     pub fn new(store: T, clock: SharedClock) -> Self {
-        TaskManager { store, clock, administrators: None }
+        TaskManager { store, clock, administrators: None, per_user: None }
+    }
+
+    /// Refuses to start a task for a user who already has `max` tasks
+    /// running (`UNABLE_TO_ALLOCATE_RESOURCE`), so that one user cannot fill
+    /// the task store. Counted by this manager and its clones, in this
+    /// process; the store's own cap still bounds all instances together.
+    pub fn with_max_running_per_user(mut self, max: usize) -> Self {
+        self.per_user = Some(Arc::new(PerUser { max, running: Mutex::new(HashMap::new()) }));
+        self
     }
 
     /// Members of `group` see and cancel every user's tasks.
@@ -193,6 +243,10 @@ impl<T: TaskStore> TaskManager<T> {
         F: FnOnce(TaskContext<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Value, VapiError>> + Send + 'static,
     {
+        let slot = match &self.per_user {
+            Some(per_user) => Some(per_user.take(owner.name()).ok_or_else(user_limit)?),
+            None => None,
+        };
         let id = TaskId::generate(&spec.service).map_err(|_| unavailable())?;
         let info = TaskInfo {
             id: id.clone(),
@@ -208,7 +262,10 @@ impl<T: TaskStore> TaskManager<T> {
         self.store.insert(info).await.map_err(|error| store_error(&error))?;
         let context = TaskContext { id: id.clone(), store: self.store.clone(), clock: Arc::clone(&self.clock) };
         let cancelled = self.store.cancelled(&id);
-        tokio::spawn(run(context, cancelled, operation));
+        tokio::spawn(async move {
+            let _slot = slot;
+            run(context, cancelled, operation).await;
+        });
         Ok(id)
     }
 
@@ -327,6 +384,16 @@ fn unavailable() -> VapiError {
         "com.vmware.cis.tasks.unavailable",
         "The task service is temporarily unavailable. Retry later.",
     ))
+}
+
+fn user_limit() -> VapiError {
+    VapiError::new(
+        ErrorType::UnableToAllocateResource,
+        LocalizableMessage::new(
+            "com.vmware.cis.tasks.user_limit",
+            "You have the maximum number of running tasks. Retry when some have finished.",
+        ),
+    )
 }
 
 fn store_error(error: &StoreError) -> VapiError {
