@@ -356,6 +356,18 @@ async fn a_dropped_subscription_is_made_again_and_no_cancel_is_lost() {
         assert!(becomes_true(&dropped, PROMPTLY).await, "a cancel was lost with the subscription");
     }
     await_subscribers(&server, prefix, 1).await;
+    // A healthy subscription is kept: its heartbeats do not make it reconnect.
+    let subscription = pubsub_clients(&server);
+    assert_eq!(subscription.len(), 1);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(pubsub_clients(&server), subscription, "the subscription was made again without cause");
+}
+
+/// The ids of the server's pub/sub clients.
+fn pubsub_clients(server: &RedisServer) -> Vec<String> {
+    let list: String =
+        redis::cmd("CLIENT").arg(&["LIST", "TYPE", "pubsub"][..]).query(&mut server.connection()).unwrap();
+    list.lines().filter_map(|line| line.split(' ').next()).map(str::to_owned).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

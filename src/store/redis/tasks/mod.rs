@@ -343,12 +343,13 @@ impl Inner {
         let key = self.keys.record(id);
         let cancel = *transition == Transition::Cancel;
         for _ in 0..COMMIT_ATTEMPTS {
-            let today = safe(self.clock.now());
+            let store_now = safe(self.clock.now());
             let mut read = cmd("HMGET");
             read.arg(&key).arg("v").arg("j").arg("f");
             let fields: Fields = self.link.run(|connection| connection.query(&read)).await?;
             let [version, json, forget] = <[Option<Vec<u8>>; 3]>::try_from(fields).map_err(|_| super::malformed())?;
-            let (Some(version), Some(mut info)) = (version, self.live(id, json.as_deref(), forget.as_deref(), today)?)
+            let (Some(version), Some(mut info)) =
+                (version, self.live(id, json.as_deref(), forget.as_deref(), store_now)?)
             else {
                 return Ok(Applied::NotFound);
             };
@@ -361,7 +362,7 @@ impl Inner {
             match info.state.end_time() {
                 Some(end) => {
                     let forget_at = safe(end.saturating_add(self.retention));
-                    commit.arg(forget_at).arg(forget_at.saturating_sub(today).saturating_add(TTL_MARGIN_MS))
+                    commit.arg(forget_at).arg(forget_at.saturating_sub(store_now).saturating_add(TTL_MARGIN_MS))
                 }
                 None => commit.arg("").arg(0),
             };
