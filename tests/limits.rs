@@ -596,3 +596,87 @@ async fn the_example_server_caps_running_tasks_per_user() {
     assert_eq!(json(&body)["error_type"], "UNABLE_TO_ALLOCATE_RESOURCE");
     assert_eq!(message_id(&body), "com.vmware.cis.tasks.user_limit");
 }
+
+#[tokio::test]
+async fn a_task_result_over_1_mib_fails_the_task_instead_of_being_kept() {
+    use tower_cis::tasks::{MAX_TASK_RESULT_BYTES, TaskLayer, TaskState};
+    let tasks = TaskManager::in_memory();
+    let handler = service_fn(|request: Request<Body>| async move {
+        let len: usize =
+            request.uri().query().and_then(|q| q.split("len=").nth(1)?.split('&').next()?.parse().ok()).unwrap_or(0);
+        // A JSON string of exactly `len` bytes.
+        let body = format!("\"{}\"", "x".repeat(len - 2));
+        Ok::<_, Infallible>(Response::new(Full::from(body)))
+    });
+    let service = TaskLayer::new(tasks.clone(), spec()).layer(handler);
+    let now = tower_cis::Timestamp::from_system_time(std::time::SystemTime::now());
+    let session = tower_cis::Session::new(
+        tower_cis::SessionId::generate().unwrap(),
+        Arc::new(Principal::new("alice")),
+        now,
+        now,
+        now.saturating_add(Duration::from_secs(60)),
+    );
+    for (len, kept) in [(MAX_TASK_RESULT_BYTES, true), (MAX_TASK_RESULT_BYTES + 1, false), (16 * MIB, false)] {
+        let mut request = Request::post(format!("/big?vmw-task=true&len={len}")).body(Body::empty()).unwrap();
+        request.extensions_mut().insert(session.clone());
+        let (status, _, body) = read(service.clone().oneshot(request).await.unwrap()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let id = tower_cis::tasks::TaskId::parse(&serde_json::from_str::<String>(&body).unwrap()).unwrap();
+        match tasks.wait(&id).await.unwrap().state {
+            TaskState::Succeeded { result: Some(Value::String(text)), .. } if kept => assert_eq!(text.len(), len - 2),
+            TaskState::Failed { error, .. } if !kept => {
+                assert_eq!(error.messages()[0].id, "com.vmware.cis.tasks.operation.failed", "{error:?}")
+            }
+            other => panic!("a result of {len} bytes: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_list_matching_more_than_1000_tasks_is_refused() {
+    use tower_cis::tasks::{FilterSpec, MAX_LIST_RESULTS};
+    let tasks = TaskManager::in_memory();
+    for _ in 0..=MAX_LIST_RESULTS {
+        start_forever(&tasks, "alice").await.unwrap();
+    }
+    let filter = FilterSpec { services: Some(["com.example.vm".to_owned()].into()), ..FilterSpec::default() };
+    let refused = tasks.list(&filter, &Principal::new("alice")).await.unwrap_err();
+    assert_eq!(refused.error_type(), ErrorType::ResourceInaccessible);
+    assert_eq!(refused.messages()[0].id, "com.vmware.cis.tasks.list.too_many");
+}
+
+#[tokio::test]
+async fn query_strings_beyond_8_kib_or_256_parameters_are_400() {
+    use tower_cis::rest::query::{MAX_QUERY_LEN, MAX_QUERY_PARAMS};
+    let demo = demo().await;
+    let long = format!("a={}", "b".repeat(MAX_QUERY_LEN));
+    let many = vec!["a=b"; MAX_QUERY_PARAMS + 1].join("&");
+    for query in [long, many] {
+        let session = Request::post(format!("/rest/com/vmware/cis/session?{query}"))
+            .header("authorization", basic("alice"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(&demo.app, session).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(json(&body)["type"], "com.vmware.vapi.std.errors.invalid_request");
+        let tasks = Request::get(format!("/rest/cis/tasks?{query}"))
+            .header("vmware-api-session-id", &demo.session)
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(&demo.app, tasks).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(json(&body)["type"], "com.vmware.vapi.std.errors.invalid_argument");
+    }
+    // At the limits, the query is read (and the legacy list refuses the unknown parameter `a`).
+    let at_limit = vec!["a=b"; MAX_QUERY_PARAMS].join("&");
+    let (status, body) = call(
+        &demo.app,
+        Request::get(format!("/api/cis/tasks?{at_limit}"))
+            .header("vmware-api-session-id", &demo.session)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a readable query naming no operation: {body}");
+}

@@ -18,7 +18,7 @@ mod store;
 pub use filter::{FilterSpec, GetSpec, MAX_LIST_RESULTS, NeitherTasksNorServices};
 pub use id::{MAX_SERVICE_ID_LEN, TaskId};
 pub use info::{DynamicId, Progress, Refused, StateFields, Status, TaskInfo, TaskState, Transition, canceled};
-pub use layer::{TaskLayer, TaskService};
+pub use layer::{MAX_TASK_RESULT_BYTES, TaskLayer, TaskService};
 pub use manager::{TaskContext, TaskManager, TaskSpec};
 pub use store::{Applied, MemoryTaskStore, TaskStore};
 
