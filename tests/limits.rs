@@ -680,3 +680,44 @@ async fn query_strings_beyond_8_kib_or_256_parameters_are_400() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a readable query naming no operation: {body}");
 }
+
+/// Over real HTTP, hyper's own limit comes first: a head beyond its buffer
+/// (about 400 KiB) is answered 431 before any of our code runs.
+#[tokio::test]
+async fn over_http_a_one_mebibyte_header_is_431_from_hyper() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cis = cis_with(100, 10);
+    let app = app::application(&cis, app::demo_tasks(cis.clock()));
+    let (listener, address) = app::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app::serve_app(listener, None, app, async {
+        let _ = stopped.await;
+    }));
+    for header in ["vmware-api-session-id", "authorization", "cookie"] {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let head = format!("GET /api/session HTTP/1.1\r\nhost: localhost\r\n{header}: {}\r\n\r\n", "a".repeat(MIB));
+        let (mut reader, mut writer) = stream.split();
+        // The server stops reading once its buffer is full: write and read at once.
+        let write = async {
+            let _ = writer.write_all(head.as_bytes()).await;
+        };
+        let read = async {
+            let mut answer = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                match reader.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                }
+            }
+            answer
+        };
+        let ((), answer) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(write, read) })
+            .await
+            .expect("no answer to an oversized head");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 431"), "{header}: {answer}");
+    }
+    let _ = stop.send(());
+    server.await.unwrap();
+}
