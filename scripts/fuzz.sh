@@ -10,7 +10,8 @@
 #                        code, so none is the default: twice the executions
 #   FUZZ_MERGE=1         afterwards, merge what the run found into the committed
 #                        corpus fuzz/corpus/<target>, keeping only inputs that
-#                        add coverage
+#                        reach code (edges) that the corpus does not: a small,
+#                        minimized corpus
 #   FUZZ_LOG_DIR=DIR     where each target's log goes (default fuzz/target/logs)
 #
 # The fuzzer is cargo-fuzz (libFuzzer), installed from crates.io if missing.
@@ -89,7 +90,7 @@ done <"$log_dir/summary"
 
 if [ "${FUZZ_MERGE:-0}" = 1 ]; then
   for target in "${targets[@]}"; do
-    cargo fuzz run -s "$sanitizer" "$target" "fuzz/corpus/$target" "fuzz/target/corpus/$target" -- -merge=1 \
+    cargo fuzz run -s "$sanitizer" "$target" "fuzz/corpus/$target" "fuzz/target/corpus/$target" -- -merge=1 -use_counters=0 \
       >>"$log_dir/$target.merge.log" 2>&1
   done
   du -sh fuzz/corpus
