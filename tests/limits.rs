@@ -678,7 +678,8 @@ async fn query_strings_beyond_8_kib_or_256_parameters_are_400() {
             .unwrap(),
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a readable query naming no operation: {body}");
+    assert_ne!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(json(&body)["error_type"], "OPERATION_NOT_FOUND", "a readable query naming no operation: {body}");
 }
 
 /// Over real HTTP, hyper's own limit comes first: a head beyond its buffer
@@ -720,4 +721,25 @@ async fn over_http_a_one_mebibyte_header_is_431_from_hyper() {
     }
     let _ = stop.send(());
     server.await.unwrap();
+}
+
+/// Passwords beyond MAX_PASSWORD_LEN are refused before argon2 sees them, on
+/// both surfaces: a long password costs no hashing time.
+#[tokio::test]
+async fn an_oversized_password_is_refused_before_hashing() {
+    let demo = demo().await;
+    let password = "p".repeat(MAX_PASSWORD_LEN * 512);
+    let security =
+        json!({"schemeId": "com.vmware.vapi.std.security.user_pass", "userName": "alice", "password": password});
+    let request = rpc("com.vmware.cis.session", "create", json!({"STRUCTURE": {"operation-input": {}}}), security);
+    let started = std::time::Instant::now();
+    let (status, answer) = demo.json_rpc(serde_json::to_vec(&request).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(answer["result"]["error"]["ERROR"]["com.vmware.vapi.std.errors.unauthenticated"].is_object(), "{answer}");
+    let user = "u".repeat(MAX_USER_LEN + 1);
+    let security = json!({"schemeId": "com.vmware.vapi.std.security.user_pass", "userName": user, "password": "pw"});
+    let request = rpc("com.vmware.cis.session", "create", json!({"STRUCTURE": {"operation-input": {}}}), security);
+    let (_, answer) = demo.json_rpc(serde_json::to_vec(&request).unwrap()).await;
+    assert!(answer["result"]["error"]["ERROR"]["com.vmware.vapi.std.errors.unauthenticated"].is_object(), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "refusing took {:?}", started.elapsed());
 }
