@@ -86,21 +86,59 @@ fn unknown_operation() -> VapiError {
     )
 }
 
+/// Why a request names no call, and on which surface.
+enum Refusal {
+    /// No such operation: 404 `OPERATION_NOT_FOUND`.
+    UnknownOperation(ApiFlavor),
+    /// A method the path does not serve: 405 with the methods it does in
+    /// `Allow`, as the Session service answers.
+    MethodNotAllowed(ApiFlavor, &'static str),
+    /// A query string that cannot be read: 400 `INVALID_ARGUMENT`.
+    BadQuery(ApiFlavor),
+}
+
+impl Refusal {
+    fn response(self) -> Response<Bytes> {
+        match self {
+            Refusal::UnknownOperation(flavor) => error_response(&unknown_operation(), flavor, None),
+            Refusal::MethodNotAllowed(flavor, allow) => {
+                let mut response = error_response(&unknown_operation(), flavor, None);
+                *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+                response
+            }
+            Refusal::BadQuery(flavor) => error_response(
+                &invalid("com.vmware.vapi.rest.bad_query", "The query string is malformed."),
+                flavor,
+                None,
+            ),
+        }
+    }
+}
+
 /// Which call a request makes, and on which surface.
-fn route(parts: &Parts) -> Result<(Call, ApiFlavor), (VapiError, ApiFlavor)> {
+fn route(parts: &Parts) -> Result<(Call, ApiFlavor), Refusal> {
     let path = parts.uri.path();
     let (flavor, rest) = if let Some(rest) = path.strip_prefix(MODERN_TASKS_PATH) {
         (ApiFlavor::Modern, rest)
     } else if let Some(rest) = path.strip_prefix(LEGACY_TASKS_PATH) {
         (ApiFlavor::Legacy, rest)
     } else {
-        return Err((unknown_operation(), ApiFlavor::Modern));
+        return Err(Refusal::UnknownOperation(ApiFlavor::Modern));
     };
+    // The methods each path serves: a list and a task on the modern API, the
+    // list (GET) and a task on the legacy one.
+    let allow = match (rest.is_empty(), flavor) {
+        (true, ApiFlavor::Modern) => "POST",
+        (true, ApiFlavor::Legacy) => "GET",
+        (false, _) => "GET, POST",
+    };
+    if !allow.split(", ").any(|method| method == parts.method.as_str()) {
+        return Err(Refusal::MethodNotAllowed(flavor, allow));
+    }
     let query = parts.uri.query();
-    let action = |name: &str| -> Result<Option<String>, (VapiError, ApiFlavor)> {
-        query::single(query, name)
-            .map(|v| v.map(|v| v.into_owned()))
-            .map_err(|BadQuery| (invalid("com.vmware.vapi.rest.bad_query", "The query string is malformed."), flavor))
+    let action = |name: &str| -> Result<Option<String>, Refusal> {
+        query::single(query, name).map(|v| v.map(|v| v.into_owned())).map_err(|BadQuery| Refusal::BadQuery(flavor))
     };
     let action = match flavor {
         ApiFlavor::Modern => action("action")?,
@@ -111,7 +149,7 @@ fn route(parts: &Parts) -> Result<(Call, ApiFlavor), (VapiError, ApiFlavor)> {
         rest => {
             let segment = rest.strip_prefix('/').filter(|s| !s.is_empty() && !s.contains('/'));
             let decoded = segment.and_then(|s| query::decode_segment(s).ok()).map(|s| s.into_owned());
-            Some(decoded.ok_or((unknown_operation(), flavor))?)
+            Some(decoded.ok_or(Refusal::UnknownOperation(flavor))?)
         }
     };
     let call = match (&parts.method, task, action.as_deref(), flavor) {
@@ -119,7 +157,7 @@ fn route(parts: &Parts) -> Result<(Call, ApiFlavor), (VapiError, ApiFlavor)> {
         (&Method::POST, Some(task), Some("cancel"), _) => Call::Cancel(task),
         (&Method::POST, None, Some("list"), ApiFlavor::Modern) => Call::List,
         (&Method::GET, None, None, ApiFlavor::Legacy) => Call::List,
-        _ => return Err((unknown_operation(), flavor)),
+        _ => return Err(Refusal::UnknownOperation(flavor)),
     };
     Ok((call, flavor))
 }
@@ -178,8 +216,17 @@ fn legacy_list_query(query: Option<&str>) -> Result<(FilterSpec, GetSpec), VapiE
                     _ => return Err(bad(format!("Unknown query parameter {key}."))),
                 }
             }
-            ["result_spec", "return_all"] => spec.return_all = Some(value == "true"),
-            ["result_spec", "exclude_result"] => spec.exclude_result = Some(value == "true"),
+            ["result_spec", field @ ("return_all" | "exclude_result")] => {
+                let flag = match value.as_ref() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(format!("The query parameter {key} must be true or false."))),
+                };
+                match *field {
+                    "return_all" => spec.return_all = Some(flag),
+                    _ => spec.exclude_result = Some(flag),
+                }
+            }
             _ => return Err(bad(format!("Unknown query parameter {key}."))),
         }
     }
@@ -204,7 +251,7 @@ impl<T: TaskStore> TasksService<T> {
     {
         let (call, flavor) = match route(&parts) {
             Ok(found) => found,
-            Err((error, flavor)) => return error_response(&error, flavor, None),
+            Err(refusal) => return refusal.response(),
         };
         let Some(session) = parts.extensions.get::<Session>() else {
             let error = VapiError::new(
@@ -281,11 +328,29 @@ where
     let request: ListRequest = if bytes.is_empty() {
         ListRequest::default()
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
-            invalid("com.vmware.vapi.rest.body", format!("The request body is not a valid list request: {e}"))
-        })?
+        let bad = |detail: &dyn std::fmt::Display| {
+            invalid("com.vmware.vapi.rest.body", format!("The request body is not a valid list request: {detail}"))
+        };
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad(&e))?;
+        if !structures_are_objects(&value) {
+            return Err(bad(&"its structures must be JSON objects"));
+        }
+        serde_json::from_value(value).map_err(|e| bad(&e))?
     };
     Ok((request.filter_spec.unwrap_or_default(), request.result_spec.unwrap_or_default()))
+}
+
+/// serde reads a structure from a JSON array too (its fields in order), but
+/// the wire format has objects only: the request, its two specs and each
+/// target.
+fn structures_are_objects(request: &Value) -> bool {
+    let object_or_null = |value: Option<&Value>| value.is_none_or(|v| v.is_object() || v.is_null());
+    let Some(request) = request.as_object() else { return false };
+    let filter = request.get("filter_spec");
+    let targets = filter.and_then(|f| f.get("targets")).and_then(Value::as_array);
+    object_or_null(filter)
+        && object_or_null(request.get("result_spec"))
+        && targets.is_none_or(|targets| targets.iter().all(Value::is_object))
 }
 
 /// The future of [`TasksService`]'s responses.
