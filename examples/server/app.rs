@@ -33,6 +33,9 @@ use tower_cis::{Cis, MemoryStore, Session, SessionStore, SharedClock};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+#[path = "openapi.rs"]
+mod openapi;
+
 /// The cis services of the example server.
 pub type ExampleCis = Cis<MemoryStore, PasswordAuthenticator>;
 
@@ -112,6 +115,7 @@ pub fn application_with<St: SessionStore, A: Authenticator, T: TaskStore>(
             Err(VapiError::new(ErrorType::Error, LocalizableMessage::new("com.vmware.cis.demo.fail", FAIL_TEXT)))
         });
     public
+        .merge(openapi::router())
         .route_service("/api", jsonrpc)
         .route_service(MODERN_SESSION_PATH, cis.session_service())
         .route_service(LEGACY_SESSION_PATH, cis.session_service())
@@ -206,7 +210,7 @@ async fn fail(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRej
 }
 
 fn seconds(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>) -> Option<u64> {
-    let text = query.ok().and_then(|q| q.0.seconds);
+    let text = query.ok()?.0.seconds;
     let seconds = match text {
         Some(text) => text.parse::<u64>().ok()?,
         None => 1,
