@@ -82,18 +82,23 @@ impl Shard {
         let Some(index) = self.find(id) else { return Lookup::Unknown };
         let slot = &self.slots[index as usize];
         let Some(principal) = &slot.principal else { return Lookup::Unknown };
-        let raw = slot.last_access.load(Ordering::Acquire);
-        if raw == EXPIRED {
-            return Lookup::Expired;
-        }
-        let last = Timestamp::from_millis(raw);
-        if now >= policy.expiry(last, slot.deadline) {
+        let mut raw = slot.last_access.load(Ordering::Acquire);
+        let last = loop {
+            if raw == EXPIRED {
+                return Lookup::Expired;
+            }
+            let last = Timestamp::from_millis(raw);
+            if now < policy.expiry(last, slot.deadline) {
+                break last;
+            }
             // An expiry once seen is final: a clock that steps back later
-            // must not revive the session. Only if no request refreshed it
-            // meanwhile (that request was admitted in time).
-            let _ = slot.last_access.compare_exchange(raw, EXPIRED, Ordering::AcqRel, Ordering::Acquire);
-            return Lookup::Expired;
-        }
+            // must not revive the session. If a request refreshed it in time
+            // meanwhile, look again with that refresh.
+            match slot.last_access.compare_exchange(raw, EXPIRED, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Lookup::Expired,
+                Err(current) => raw = current,
+            }
+        };
         // Write only when the millisecond moved: concurrent requests on one
         // session then mostly read a shared cache line instead of bouncing it.
         let last_accessed = if now > last {
