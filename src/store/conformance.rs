@@ -4,9 +4,13 @@
 //! [`store_conformance_tests!`](crate::store_conformance_tests) in a test
 //! file; every case becomes its own `#[tokio::test]`:
 //!
-//! ```ignore
+//! ```text
+//! // tests/my_store_conformance.rs
 //! tower_cis::store_conformance_tests!(MyStoreFactory::new());
 //! ```
+//!
+//! `tests/store_conformance_memory.rs` and `tests/store_conformance_redis.rs`
+//! in this crate are complete examples.
 //!
 //! Time is a [`ManualClock`], so expiry is tested without sleeping.
 
