@@ -15,6 +15,7 @@ Standard library only (no matplotlib): the SVG is written by hand.
 """
 
 import argparse
+import html
 import csv
 import json
 import math
@@ -118,7 +119,7 @@ def svg_cost(figures, out):
         lx = margin + (i % 2) * 420
         ly = height - 70 + (i // 2) * 18
         parts.append(f'<rect x="{lx}" y="{ly - 9}" width="14" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 20}" y="{ly}">{label}</text>')
+        parts.append(f'<text x="{lx + 20}" y="{ly}">{html.escape(label)}</text>')
     parts.append("</svg>")
     with open(out, "w") as f:
         f.write("\n".join(parts) + "\n")
