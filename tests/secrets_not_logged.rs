@@ -73,6 +73,11 @@ async fn no_session_id_or_password_is_logged_at_trace_and_failed_logins_look_ali
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(header(&headers, "cache-control"), Some("no-store"));
     assert!(!body.contains(&modern), "a refusal does not echo the id: {body}");
+    // The session layer's refusal in front of the application, too.
+    let (status, headers, body) = server.send(Method::GET, "/api/demo/whoami", &[(SESSION, &modern)]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"), "the layer's 401");
+    assert!(!body.contains(&modern), "a refusal does not echo the id: {body}");
 
     // Failed logins: a wrong password and an unknown user answer alike.
     let wrong = server.send(Method::POST, "/api/session", &[("authorization", &basic(ADMIN, WRONG_PASSWORD))]).await;

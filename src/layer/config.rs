@@ -60,6 +60,7 @@ impl Config {
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if rejection == Rejection::Unauthenticated {
             headers.insert(header::WWW_AUTHENTICATE, self.challenge.clone());
         }
