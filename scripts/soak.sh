@@ -79,8 +79,23 @@ status=0
     --idle-timeout "$idle" --server-pid "$server" "${extra[@]}" || status=$?
 
 if [[ $redis == 1 ]]; then
-    echo "soak: redis keys after drain: $(redis-cli -p "$rport" dbsize) (keys by prefix below)"
-    redis-cli -p "$rport" --scan | sed -E 's/[:{].*//' | sort | uniq -c | head -20
+    echo "soak: redis keys after drain: $(redis-cli -p "$rport" dbsize) (type, size, name with ids masked)"
+    redis-cli -p "$rport" --scan | head -50 | while read -r key; do
+        type=$(redis-cli -p "$rport" type "$key")
+        case "$type" in
+            hash) size=$(redis-cli -p "$rport" hlen "$key") ;;
+            zset) size=$(redis-cli -p "$rport" zcard "$key") ;;
+            set) size=$(redis-cli -p "$rport" scard "$key") ;;
+            list) size=$(redis-cli -p "$rport" llen "$key") ;;
+            *) size=- ;;
+        esac
+        echo "  $type $size ${key//[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]/########}"
+    done
+    redis-cli -p "$rport" --scan --pattern '*idx*' | while read -r key; do
+        if [[ $(redis-cli -p "$rport" type "$key") == hash ]]; then
+            echo "  $key fields: $(redis-cli -p "$rport" hgetall "$key" | sed -E 's/[0-9a-f]{32}/ID/' | head -10 | tr '\n' ' ')"
+        fi
+    done
     echo "soak: redis used_memory: $(redis-cli -p "$rport" info memory | grep -E '^used_memory_human' | tr -d '\r')"
 fi
 if ! kill -0 "$server" 2>/dev/null; then
