@@ -174,9 +174,16 @@ impl PasswordAuthenticator {
 
 impl Authenticator for PasswordAuthenticator {
     /// Runs [`authenticate_blocking`](PasswordAuthenticator::authenticate_blocking)
-    /// inline: admission, the check and its outcome happen in one poll, on the
-    /// polling thread.
+    /// in one poll. On a multi-threaded tokio runtime (feature `tasks`) it
+    /// runs inside `block_in_place`, so the argon2 work does not hold up the
+    /// other requests of the worker thread; elsewhere it runs inline.
     async fn authenticate(&self, credential: Credential<'_>, client: &ClientInfo) -> Result<Authenticated, AuthError> {
+        #[cfg(feature = "tasks")]
+        if tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        {
+            return tokio::task::block_in_place(|| self.authenticate_blocking(credential, client));
+        }
         self.authenticate_blocking(credential, client)
     }
 }
