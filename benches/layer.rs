@@ -12,6 +12,8 @@
 //! (with two threads, the wall time for the whole batch divided by the number
 //! of requests, so a lower figure means more throughput).
 
+mod common;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
@@ -23,6 +25,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use common::Bare;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{HeaderValue, Request, Response};
 use parking_lot::RwLock;
@@ -36,24 +39,6 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore as _};
 const BEARER: &str = "Bearer 0123456789abcdef0123456789abcdef";
 /// The idle timeout of every stack: 30 minutes.
 const IDLE: Duration = Duration::from_secs(1800);
-
-/// The handler: answers at once with an empty body.
-#[derive(Clone, Copy)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<http_body_util::Empty<bytes::Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(http_body_util::Empty::new())))
-    }
-}
 
 /// The naive reference: one `RwLock<HashMap>` keyed by the id string, an
 /// atomic last-access time, idle check and refresh.

@@ -18,14 +18,16 @@
 #[path = "../tests/redis_support/mod.rs"]
 mod redis_support;
 
+mod common;
+
 use std::convert::Infallible;
-use std::future::{Ready, poll_fn, ready};
+use std::future::poll_fn;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use common::Bare;
 use criterion::{Criterion, Throughput};
 use http::{HeaderValue, Request, Response, StatusCode};
 use redis::Script;
@@ -45,24 +47,6 @@ const ROUNDS: usize = 5;
 const ROUND: Duration = Duration::from_secs(2);
 /// The raw loop's TTL refresh, like a session's idle timeout.
 const IDLE_MS: u64 = 30 * 60 * 1000;
-
-/// The application behind the layer: answers at once.
-#[derive(Clone, Copy)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<http_body_util::Empty<bytes::Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(http_body_util::Empty::new())))
-    }
-}
 
 /// One side of the comparison: does request number `n` of worker `worker`.
 trait Side: Clone + Send + 'static {
