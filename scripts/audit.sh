@@ -12,14 +12,10 @@
 #   bergshamra, which this crate uses to *verify* signatures (public key
 #   only); rsa 0.9 is a dev-dependency (the example's development STS and the
 #   tests sign with keys made at start).
-# * RUSTSEC-2026-0009 (time < 0.3.47, stack exhaustion parsing RFC 2822):
-#   this crate parses RFC 3339 only (src/time.rs); the fixed time 0.3.47
-#   needs Rust 1.88, above the crate's rust-version 1.85, so the MSRV-aware
-#   resolver keeps 0.3.45. Dependents on newer Rust resolve a fixed release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 audit=${CARGO_AUDIT:-cargo-audit}
 db=()
 if [[ ${1:-} == --db ]]; then db=(--db "$2" --no-fetch); fi
 exec "$audit" audit "${db[@]}" --file Cargo.lock --deny warnings \
-    --ignore RUSTSEC-2023-0071 --ignore RUSTSEC-2026-0009
+    --ignore RUSTSEC-2023-0071

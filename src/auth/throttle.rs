@@ -372,12 +372,12 @@ impl LoginThrottle {
                 return Err(Throttled { reason: ThrottleReason::TooManyConcurrent, until: None });
             }
         }
-        if let Some(key) = &address_key {
-            if let Some(entry) = state.entries.get_mut(key) {
-                entry.settle(now, &self.policy.per_address);
-                if entry.is_locked(now) {
-                    return Err(Throttled { reason: ThrottleReason::AddressLocked, until: Some(entry.locked_until) });
-                }
+        if let Some(key) = &address_key
+            && let Some(entry) = state.entries.get_mut(key)
+        {
+            entry.settle(now, &self.policy.per_address);
+            if entry.is_locked(now) {
+                return Err(Throttled { reason: ThrottleReason::AddressLocked, until: Some(entry.locked_until) });
             }
         }
 
