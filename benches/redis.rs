@@ -210,7 +210,12 @@ fn main() {
         }
         (ids, connection)
     });
-    let session_keys = Arc::new(ids.iter().map(|id| format!("tower-cis:s:{{{}}}", id.to_str().unwrap())).collect());
+    // Redis knows sessions by a digest of their ids: ask it for the keys.
+    let session_keys: Vec<String> = runtime.block_on(async {
+        redis::cmd("KEYS").arg("tower-cis:s:*").query_async(&mut connection.clone()).await.unwrap()
+    });
+    assert_eq!(session_keys.len(), ids.len(), "the store's session keys");
+    let session_keys = Arc::new(session_keys);
     let raw_keys = Arc::new((0..SESSIONS).map(|i| format!("raw:{i}")).collect::<Vec<_>>());
     let layered = Layered { service: SessionAuthLayer::new(store).layer(Bare), ids: Arc::new(ids) };
     let raw = RawGetex { connection: connection.clone(), keys: Arc::clone(&raw_keys) };

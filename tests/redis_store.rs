@@ -343,6 +343,13 @@ fn manual_store(server: &RedisServer, prefix: &str) -> (RedisStore, ManualClock)
     (store, clock)
 }
 
+/// The key of the one session stored under `prefix`.
+fn only_session_key(server: &RedisServer, prefix: &str) -> String {
+    let mut keys: Vec<String> = server.connection().keys(format!("{prefix}s:*")).unwrap();
+    assert_eq!(keys.len(), 1, "session keys: {keys:?}");
+    keys.pop().unwrap()
+}
+
 fn pttl(server: &RedisServer, key: &str) -> i64 {
     server.connection().pttl(key).unwrap()
 }
@@ -353,7 +360,7 @@ async fn key_ttl_follows_the_session_and_is_written_only_when_it_moves() {
     let prefix = unique_prefix();
     let (store, clock) = manual_store(server, &prefix);
     let session = store.create(alice(), None).await.unwrap();
-    let key = format!("{prefix}s:{{{}}}", session.id());
+    let key = only_session_key(server, &prefix);
     // Idle timeout plus a margin of 2 s.
     assert!((61_000..=62_000).contains(&pttl(server, &key)), "TTL {}", pttl(server, &key));
 
@@ -385,7 +392,7 @@ async fn expired_session_is_refused_by_the_store_clock_and_deleted_though_redis_
     let prefix = unique_prefix();
     let (store, clock) = manual_store(server, &prefix);
     let session = store.create(alice(), None).await.unwrap();
-    let key = format!("{prefix}s:{{{}}}", session.id());
+    let key = only_session_key(server, &prefix);
     clock.advance(Duration::from_secs(60));
     // Redis's clock has hardly moved: the key is still there, with its TTL.
     assert!(pttl(server, &key) > 50_000);
@@ -407,4 +414,51 @@ async fn sessions_of_one_user_share_one_principal() {
     let other = store.create(Principal::new("alice@vsphere.local").with_groups(["new"]), None).await.unwrap();
     let Ok(Resolution::Active(other)) = store.resolve(other.id()).await else { panic!("session gone") };
     assert!(other.principal().is_member_of("new") && !other.principal().is_member_of("ops"));
+}
+
+/// Everything Redis holds under `prefix`, keys and values, as text.
+fn dump(server: &RedisServer, prefix: &str) -> String {
+    let mut connection = server.connection();
+    let keys: Vec<String> = connection.keys(format!("{prefix}*")).unwrap();
+    let mut text = String::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query(&mut connection).unwrap();
+        let content: Vec<String> = match kind.as_str() {
+            "hash" => connection.hgetall(&key).unwrap(),
+            "zset" => connection.zrange_withscores(&key, 0, -1).unwrap(),
+            "string" => vec![connection.get(&key).unwrap()],
+            other => panic!("unexpected key type {other} for {key}"),
+        };
+        text.push_str(&format!("{key} {kind} {content:?}\n"));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_never_sees_a_session_id_in_its_keys_values_or_commands() {
+    let server = RedisServer::start();
+    let store = store_for(&server, "sealed:");
+    let app = app(store.clone(), Arc::default());
+    let mut monitor = server.monitor();
+    let kept = store.create(alice(), None).await.unwrap();
+    let deleted = store.create(alice(), None).await.unwrap();
+    assert_eq!(get(&app, kept.id()).await.status, StatusCode::OK);
+    assert_eq!(get(&app, deleted.id()).await.status, StatusCode::OK);
+    let stored = dump(&server, "sealed:");
+    assert!(store.delete(deleted.id()).await.unwrap());
+    assert_eq!(get(&app, deleted.id()).await.status, StatusCode::UNAUTHORIZED);
+    store.purge_expired().await.unwrap();
+    let marker = format!("end-of-requests-{}", unique_prefix());
+    raw_command(server.port(), &["ECHO", &marker]).unwrap();
+    let commands = monitor.lines_until(&marker).join("\n");
+
+    // The dump really shows the sessions: two records and their index entries.
+    assert_eq!(stored.matches("sealed:s:{").count(), 2, "{stored}");
+    assert!(stored.contains("alice@vsphere.local"), "{stored}");
+    for id in [kept.id(), deleted.id()] {
+        let hex = id.to_string();
+        assert!(!stored.contains(&hex), "Redis holds a session id:\n{stored}");
+        assert!(!commands.contains(&hex), "a command carried a session id:\n{commands}");
+    }
+    assert!(commands.to_ascii_lowercase().contains("evalsha"), "MONITOR saw no resolve:\n{commands}");
 }

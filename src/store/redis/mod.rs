@@ -7,12 +7,15 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `tower-cis:s:{<id>}` | hash | one session: `u` user, `g` groups (JSON), `c` created, `d` absolute deadline, `a` last access (ms since the epoch, by the store's clock) |
-//! | `tower-cis:{tower-cis:idx}:all` | zset | every session id, scored by an *expiry hint*: the earliest time the session can end |
-//! | `tower-cis:{tower-cis:idx}:owner` | hash | session id → user |
+//! | `tower-cis:s:{<name>}` | hash | one session: `u` user, `g` groups (JSON), `c` created, `d` absolute deadline, `a` last access (ms since the epoch, by the store's clock) |
+//! | `tower-cis:{tower-cis:idx}:all` | zset | every session name, scored by an *expiry hint*: the earliest time the session can end |
+//! | `tower-cis:{tower-cis:idx}:owner` | hash | session name → user |
 //! | `tower-cis:{tower-cis:idx}:users` | hash | user → sessions held |
 //!
-//! A session's key is tagged by its id, so sessions spread over a cluster and
+//! A session's *name* is the first 128 bits of SHA-256 over its id, in hex:
+//! Redis never holds a session id, so reading Redis (a dump, `KEYS`,
+//! `MONITOR`, a replica) yields no usable credential. A session's key is
+//! tagged by its name, so sessions spread over a cluster and
 //! a request touches one key on one node. The three index keys share one hash
 //! tag, so the scripts that keep the caps see them together, atomically; the
 //! index lives on one node, and only create, delete and clean-up touch it.
@@ -91,7 +94,7 @@ use ::redis::{Value, cmd};
 
 pub use self::config::{DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT, RedisConfigError, RedisStoreBuilder};
 use self::connection::Link;
-use self::keys::Keys;
+use self::keys::{Keys, StoredName};
 use self::principals::{Principals, encode_groups};
 use self::script::{ADMIT, Admission, CREATE, REAP, RESOLVE, Reaped, SETTLE, STATS};
 #[cfg(feature = "tasks")]
@@ -217,7 +220,7 @@ fn safe(time: Timestamp) -> u64 {
 
 impl Inner {
     async fn resolve(&self, id: SessionId, now: Timestamp) -> Result<Resolution, StoreError> {
-        let mut invocation = RESOLVE.key(self.keys.session(&id));
+        let mut invocation = RESOLVE.key(self.keys.session(StoredName::of(&id).as_str()));
         invocation.arg(safe(now)).arg(self.idle_ms).arg(TTL_MARGIN_MS).arg(TTL_GRANULARITY_MS);
         let reply: Value = self.link.run(|connection| connection.invoke(&invocation)).await?;
         match reply {
@@ -248,14 +251,15 @@ impl Inner {
         let user = principal.name();
         for _ in 0..ID_ATTEMPTS {
             let id = SessionId::generate().map_err(|error| StoreError::unavailable(error.to_string()))?;
-            let key = self.keys.session(&id);
+            let name = StoredName::of(&id);
+            let key = self.keys.session(name.as_str());
             let mut write = CREATE.key(&key);
             write.arg(user).arg(&groups).arg(now.as_millis()).arg(deadline.as_millis()).arg(ttl);
             let written: i64 = self.link.run(|connection| connection.invoke(&write)).await?;
             if written != 1 {
                 continue;
             }
-            let admitted = match self.admit(&id, user, expiry, now).await {
+            let admitted = match self.admit(&name, user, expiry, now).await {
                 Ok(Admission::Admitted) => Ok(()),
                 Ok(Admission::IdTaken) => {
                     self.forget(&key).await;
@@ -281,16 +285,14 @@ impl Inner {
 
     /// Counts a written session against the caps. At a cap, cleans up what
     /// has expired and tries once more. Cleans up a few due ids along.
-    async fn admit(&self, id: &SessionId, user: &str, expiry: u64, now: Timestamp) -> Result<Admission, StoreError> {
-        let hex = id.to_hex();
-        let hex = std::str::from_utf8(&hex).unwrap_or_default();
+    async fn admit(&self, name: &StoredName, user: &str, expiry: u64, now: Timestamp) -> Result<Admission, StoreError> {
         let mut retried = false;
         loop {
             let clean_up = if retried { 0 } else { CLEAN_UP_PER_CREATE };
             let mut admit = ADMIT.key(&*self.keys.all);
             admit.key(&*self.keys.owner).key(&*self.keys.users);
             admit
-                .arg(hex)
+                .arg(name.as_str())
                 .arg(user)
                 .arg(expiry)
                 .arg(self.max_sessions)
@@ -330,11 +332,10 @@ impl Inner {
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         let mut del = cmd("DEL");
-        del.arg(self.keys.session(id));
+        let name = StoredName::of(id);
+        del.arg(self.keys.session(name.as_str()));
         let existed: i64 = self.link.run(|connection| connection.query(&del)).await?;
-        let hex = id.to_hex();
-        let hex = std::str::from_utf8(&hex).unwrap_or_default();
-        if let Err(error) = self.settle(&[(hex, None)]).await {
+        if let Err(error) = self.settle(&[(name.as_str(), None)]).await {
             // The session is gone; its index entry is removed once due.
             tracing::warn!(%error, "a deleted session is still counted until it would have expired");
         }
@@ -367,20 +368,20 @@ impl Inner {
     /// Reaps the sessions of the due ids (concurrently, one key each), then
     /// updates the index; returns how many ids left the index.
     async fn reap_and_settle(&self, due: &[String], now: Timestamp) -> Result<u64, StoreError> {
-        let reaps = due.iter().map(|hex| async move {
-            let mut reap = REAP.key(self.keys.session_hex(hex));
+        let reaps = due.iter().map(|name| async move {
+            let mut reap = REAP.key(self.keys.session(name));
             reap.arg(safe(now)).arg(self.idle_ms);
             let reply: i64 = self.link.run(|connection| connection.invoke(&reap)).await?;
             Ok::<_, StoreError>(Reaped::from_reply(reply))
         });
         let outcomes = join_all(reaps.collect()).await;
         let mut changes = Vec::with_capacity(due.len());
-        for (hex, outcome) in due.iter().zip(outcomes) {
+        for (name, outcome) in due.iter().zip(outcomes) {
             let expiry = match outcome? {
                 Reaped::Gone | Reaped::Expired => None,
                 Reaped::Live(expiry) => Some(expiry),
             };
-            changes.push((hex.as_str(), expiry));
+            changes.push((name.as_str(), expiry));
         }
         self.settle(&changes).await
     }
@@ -389,8 +390,8 @@ impl Inner {
     async fn settle(&self, changes: &[(&str, Option<u64>)]) -> Result<u64, StoreError> {
         let mut settle = SETTLE.key(&*self.keys.all);
         settle.key(&*self.keys.owner).key(&*self.keys.users);
-        for (hex, expiry) in changes {
-            settle.arg(*hex);
+        for (name, expiry) in changes {
+            settle.arg(*name);
             match expiry {
                 Some(expiry) => settle.arg(*expiry),
                 None => settle.arg("-"),

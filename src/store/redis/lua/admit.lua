@@ -1,10 +1,10 @@
 -- admit: count a new session against the caps, atomically.
--- KEYS     the index: all (zset id -> expiry hint), owner (hash id -> user),
+-- KEYS     the index: all (zset name -> expiry hint), owner (hash name -> user),
 --          users (hash user -> sessions); one hash tag, one slot
--- ARGV     id, user, expiry hint, max sessions, max per user, now, how many
---          due ids to return for incremental clean-up
--- Returns  {status, due ids}; status 1 admitted, -1 store full, -2 user full,
---          -3 id already indexed.
+-- ARGV     session name (a digest of the id), user, expiry hint, max sessions, max per user, now, how many
+--          due names to return for incremental clean-up
+-- Returns  {status, due names}; status 1 admitted, -1 store full, -2 user full,
+--          -3 name already indexed.
 local status = 1
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
   status = -1

@@ -1,9 +1,9 @@
 -- settle: bring the index up to date with what reap (or delete) found.
 -- KEYS     all, owner, users (see admit)
--- ARGV     pairs of (id, expiry): expiry '-' removes the id and counts one
---          session less for its user; a number raises the id's expiry hint
+-- ARGV     pairs of (session name, expiry): expiry '-' removes the name and counts one
+--          session less for its user; a number raises the name's expiry hint
 --          (only if it is still indexed, so a concurrent delete is never undone)
--- Returns  how many ids it removed.
+-- Returns  how many names it removed.
 local removed = 0
 for i = 1, #ARGV, 2 do
   local id = ARGV[i]
