@@ -11,8 +11,8 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use tower_cis::auth::{
     AuthError, AuthErrorKind, Authenticated, Authenticator, BasicError, ClientInfo, Credential, DirectoryErrorKind,
-    FailureLimit, HashCost, LoginThrottle, PasswordAuthenticator, ThrottlePolicy, ThrottleReason, UserDirectory,
-    basic_from_headers, hash_password, parse_basic,
+    FailureLimit, HashCost, LoginLimit, LoginThrottle, PasswordAuthenticator, ThrottlePolicy, ThrottleReason,
+    UserDirectory, basic_from_headers, hash_password, parse_basic,
 };
 use tower_cis::error::{ErrorType, VapiError};
 use tower_cis::{Clock, ManualClock, Timestamp};
@@ -139,6 +139,84 @@ async fn the_blocking_check_runs_on_a_blocking_thread() {
     .unwrap()
     .unwrap();
     assert_eq!(who.principal().name(), "bob");
+}
+
+// ---------------------------------------------------------------- limit
+
+#[tokio::test]
+async fn logins_beyond_the_running_and_waiting_limits_are_refused_as_unavailable() {
+    let (_, auth) = setup();
+    let limit = Arc::new(LoginLimit::new(1, 1));
+    let auth = Arc::new(auth.with_limit(Arc::clone(&limit)));
+    // The one turn is taken, as by a check in progress.
+    let turn = limit.enter().await.unwrap();
+
+    let waiting = tokio::spawn({
+        let auth = Arc::clone(&auth);
+        async move { login(&auth, "bob", "bob-password", &ClientInfo::default()).await }
+    });
+    while limit.waiting() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The queue is full: refused at once, without checking the password.
+    let refused = login(&auth, "alice", "alice-password", &ClientInfo::default()).await.unwrap_err();
+    assert_eq!(refused.kind(), AuthErrorKind::Unavailable);
+    assert_eq!(refused.to_vapi().error_type(), ErrorType::ServiceUnavailable);
+    assert!(!waiting.is_finished());
+
+    drop(turn);
+    assert_eq!(waiting.await.unwrap().unwrap().principal().name(), "bob");
+    assert_eq!(limit.waiting(), 0);
+    login(&auth, "alice", "alice-password", &ClientInfo::default()).await.expect("the limit did not recover");
+}
+
+#[tokio::test]
+async fn an_abandoned_login_leaves_the_queue() {
+    let (_, auth) = setup();
+    let limit = Arc::new(LoginLimit::new(1, 1));
+    let auth = auth.with_limit(Arc::clone(&limit));
+    let turn = limit.enter().await.unwrap();
+    let client = ClientInfo::default();
+    let abandoned = tokio::time::timeout(Duration::from_millis(20), login(&auth, "bob", "bob-password", &client));
+    assert!(abandoned.await.is_err(), "the login did not wait for its turn");
+    assert_eq!(limit.waiting(), 0, "the abandoned login kept its place");
+    drop(turn);
+    assert!(login(&auth, "bob", "bob-password", &client).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_that_fits_the_queue_is_checked_in_turns_without_refusals() {
+    let (_, auth) = setup();
+    let limit = Arc::new(LoginLimit::new(2, 1000));
+    let auth = Arc::new(auth.with_limit(Arc::clone(&limit)));
+    let logins: Vec<_> = (0..40)
+        .map(|i| {
+            let auth = Arc::clone(&auth);
+            tokio::spawn(async move {
+                let password = if i % 2 == 0 { "bob-password" } else { "wrong" };
+                login(&auth, "bob", password, &from(&format!("192.0.2.{i}"))).await.map(|_| ())
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for login in logins {
+        outcomes.push(login.await.unwrap().map_err(|error| error.kind()));
+    }
+    // Every login was checked (none refused as busy), in turns.
+    assert!(outcomes.iter().all(|outcome| !matches!(outcome, Err(AuthErrorKind::Unavailable))), "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|outcome| outcome.is_ok()).count(), 20);
+    assert_eq!(limit.waiting(), 0);
+    // All turns are free again.
+    let (first, second) = (limit.enter().await.unwrap(), limit.enter().await.unwrap());
+    drop((first, second));
+}
+
+#[test]
+fn the_default_limit_runs_one_check_per_core() {
+    let limit = LoginLimit::default();
+    assert_eq!(limit.max_running(), std::thread::available_parallelism().unwrap().get());
+    assert_eq!(limit.max_waiting(), 64);
+    assert!(format!("{limit:?}").contains("max_running"));
 }
 
 // ---------------------------------------------------------------- throttle

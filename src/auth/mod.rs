@@ -4,7 +4,7 @@
 //! - [`Authenticator`]: the pluggable check, one async call per login.
 //! - [`PasswordAuthenticator`]: user names and argon2id password hashes from a
 //!   [`UserDirectory`], guarded by a [`LoginThrottle`] modelled on vCenter
-//!   SSO's lockout policy.
+//!   SSO's lockout policy and a [`LoginLimit`] on checks running at once.
 //! - [`parse_basic`] and [`basic_from_headers`]: strict parsing of
 //!   `Authorization: Basic` (RFC 7617).
 //! - With the `saml` feature: [`SamlAuthenticator`](saml::SamlAuthenticator),
@@ -47,6 +47,7 @@ use crate::{Principal, Timestamp};
 
 mod basic;
 mod directory;
+mod limit;
 mod password;
 #[cfg(feature = "saml")]
 pub mod saml;
@@ -58,6 +59,7 @@ pub use basic::{
     BasicCredentials, BasicError, MAX_ENCODED_LEN, MAX_PASSWORD_LEN, MAX_USER_LEN, basic_from_headers, parse_basic,
 };
 pub use directory::{DirectoryError, DirectoryErrorKind, HashCost, UserDirectory, hash_password};
+pub use limit::{LoginLimit, LoginsBusy};
 pub use password::PasswordAuthenticator;
 #[cfg(feature = "saml")]
 pub use sign::{

@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::basic::{MAX_PASSWORD_LEN, MAX_USER_LEN};
-use super::{AuthError, Authenticated, Authenticator, ClientInfo, Credential, LoginThrottle, UserDirectory};
+use super::{
+    AuthError, Authenticated, Authenticator, ClientInfo, Credential, LoginLimit, LoginThrottle, UserDirectory,
+};
 
 /// Checks Basic credentials against a [`UserDirectory`], behind a
 /// [`LoginThrottle`].
@@ -27,13 +29,16 @@ use super::{AuthError, Authenticated, Authenticator, ClientInfo, Credential, Log
 /// The principal is named as the directory has it (`Administrator@vsphere.local`
 /// for a login as `administrator@VSPHERE.LOCAL`) and carries its groups.
 ///
-/// # Blocking
+/// # Blocking and concurrency
 ///
-/// argon2 is deliberately slow: tens of milliseconds at the default cost.
-/// [`authenticate`](Authenticator::authenticate) runs it inline, on the thread
-/// that polls the future, which suits login rates of a few per second. A
-/// server expecting more can run [`authenticate_blocking`] on a blocking
-/// thread pool instead (see its example).
+/// argon2 is deliberately slow: tens of milliseconds of one core at the
+/// default cost. [`authenticate`](Authenticator::authenticate) first waits
+/// for a turn under its [`LoginLimit`] (by default one check per core, 64
+/// waiting, the rest refused as `Unavailable`, 503), then checks the password:
+/// on a multi-threaded tokio runtime inside `block_in_place`, so the worker's
+/// other requests move to another thread; elsewhere inline. A server with a
+/// pool of its own can call [`authenticate_blocking`] on it instead (see its
+/// example); that call is not counted by the limit.
 ///
 /// [`authenticate_blocking`]: PasswordAuthenticator::authenticate_blocking
 ///
@@ -73,6 +78,7 @@ use super::{AuthError, Authenticated, Authenticator, ClientInfo, Credential, Log
 pub struct PasswordAuthenticator {
     directory: UserDirectory,
     throttle: Arc<LoginThrottle>,
+    limit: Arc<LoginLimit>,
 }
 
 impl PasswordAuthenticator {
@@ -93,7 +99,11 @@ impl PasswordAuthenticator {
                 "password hashes with a cost other than the directory's; login timing may reveal which users exist"
             );
         }
-        PasswordAuthenticator { directory, throttle: Arc::new(LoginThrottle::default()) }
+        PasswordAuthenticator {
+            directory,
+            throttle: Arc::new(LoginThrottle::default()),
+            limit: Arc::new(LoginLimit::default()),
+        }
     }
 
     /// The same authenticator behind `throttle`, which may be shared with
@@ -101,6 +111,19 @@ impl PasswordAuthenticator {
     pub fn with_throttle(mut self, throttle: impl Into<Arc<LoginThrottle>>) -> Self {
         self.throttle = throttle.into();
         self
+    }
+
+    /// The same authenticator with `limit` on the checks it runs at once,
+    /// which may be shared with other authenticators (pass an
+    /// `Arc<LoginLimit>`).
+    pub fn with_limit(mut self, limit: impl Into<Arc<LoginLimit>>) -> Self {
+        self.limit = limit.into();
+        self
+    }
+
+    /// The bound on checks running at once.
+    pub fn limit(&self) -> &Arc<LoginLimit> {
+        &self.limit
     }
 
     /// The users.
@@ -173,11 +196,16 @@ impl PasswordAuthenticator {
 }
 
 impl Authenticator for PasswordAuthenticator {
-    /// Runs [`authenticate_blocking`](PasswordAuthenticator::authenticate_blocking)
+    /// Waits for a turn under the [`LoginLimit`], then runs
+    /// [`authenticate_blocking`](PasswordAuthenticator::authenticate_blocking)
     /// in one poll. On a multi-threaded tokio runtime (feature `tasks`) it
     /// runs inside `block_in_place`, so the argon2 work does not hold up the
     /// other requests of the worker thread; elsewhere it runs inline.
     async fn authenticate(&self, credential: Credential<'_>, client: &ClientInfo) -> Result<Authenticated, AuthError> {
+        let _turn = self.limit.enter().await.map_err(|busy| {
+            tracing::warn!(waiting = self.limit.waiting(), "login refused: {busy}");
+            AuthError::unavailable(busy.to_string())
+        })?;
         #[cfg(feature = "tasks")]
         if tokio::runtime::Handle::try_current()
             .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
@@ -193,6 +221,7 @@ impl fmt::Debug for PasswordAuthenticator {
         f.debug_struct("PasswordAuthenticator")
             .field("directory", &self.directory)
             .field("throttle", &self.throttle)
+            .field("limit", &self.limit)
             .finish()
     }
 }
