@@ -81,6 +81,23 @@ pub fn redis_stores(
     Ok((sessions, tasks_in(tasks, clock)))
 }
 
+/// Every minute, removes from `store`'s index the sessions that have expired.
+/// Redis drops their records by itself; the index behind the caps and counts
+/// would otherwise shrink only when a create meets a cap or stats are read.
+/// A failed purge is logged and tried again the next minute.
+#[cfg(feature = "redis")]
+pub async fn purge_expired_every_minute(store: tower_cis::RedisStore) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.purge_expired().await {
+            Ok(report) => tracing::debug!(removed = report.removed, "purged the index of expired sessions"),
+            Err(error) => tracing::warn!(%error, "could not purge expired sessions; trying again in a minute"),
+        }
+    }
+}
+
 /// The whole application: the vAPI JSON-RPC endpoint at `POST /api` and the
 /// Session service (both authenticate by themselves), and behind the session
 /// layer the demo endpoints and the Tasks service; every request traced.

@@ -146,6 +146,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(()) => println!("Sessions and tasks in Redis, shared by every instance given the same --redis URL"),
             Err(error) => println!("Redis does not answer yet ({error}): requests get 503 until it does"),
         }
+        tokio::spawn(app::purge_expired_every_minute(store.clone()));
         return server.run(&args, store, tasks).await;
     }
     #[cfg(not(feature = "redis"))]
