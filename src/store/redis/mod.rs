@@ -7,7 +7,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `tower-cis:s:{<name>}` | hash | one session: `u` user, `g` groups (JSON), `c` created, `d` absolute deadline, `a` last access (ms since the epoch, by the store's clock) |
+//! | `tower-cis:s:{<name>}` | string | one session: last access, the expiry its TTL was written for, absolute deadline, created (ms since the epoch by the store's clock, fixed width), user, groups (JSON); layout in `record.rs` |
 //! | `tower-cis:{tower-cis:idx}:all` | zset | every session name, scored by an *expiry hint*: the earliest time the session can end |
 //! | `tower-cis:{tower-cis:idx}:owner` | hash | session name → user |
 //! | `tower-cis:{tower-cis:idx}:users` | hash | user → sessions held |
@@ -33,9 +33,14 @@
 //! so the TTL only cleans up: validity is decided by the script, against the
 //! store's clock.
 //!
+//! The record is one string whose times come first, in fixed width: the
+//! script reads them with one `GET` and writes the new last access in place
+//! with one `SETRANGE` (plus a `PEXPIRE` when the TTL moves), which costs
+//! Redis much less than a hash read and written field by field.
+//!
 //! # Caps and counts
 //!
-//! `create` costs two round trips: `create.lua` writes the record under a
+//! `create` costs two round trips: `SET … NX PX` writes the record under a
 //! fresh id, refusing an existing key (a new id is drawn on collision); then
 //! `admit.lua` counts it against both caps and adds it to the index, in one
 //! atomic step on the index's slot, so concurrent creates never exceed a cap.
@@ -56,7 +61,7 @@
 //!
 //! `delete` is a `DEL` of the record (its answer says whether the session was
 //! there) and `settle.lua` on its id: two round trips, idempotent. Nothing but
-//! `create.lua` writes a record that is not there, so a delete racing resolves
+//! create's `SET … NX` writes a record that is not there, so a delete racing resolves
 //! can never be undone.
 //!
 //! # Failures
@@ -80,6 +85,7 @@ mod config;
 mod connection;
 mod keys;
 mod principals;
+mod record;
 mod script;
 #[cfg(feature = "tasks")]
 mod tasks;
@@ -96,7 +102,7 @@ pub use self::config::{DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT, RedisConfigError, Re
 use self::connection::Link;
 use self::keys::{Keys, StoredName};
 use self::principals::{Principals, encode_groups};
-use self::script::{ADMIT, Admission, CREATE, REAP, RESOLVE, Reaped, SETTLE, STATS};
+use self::script::{ADMIT, Admission, REAP, RESOLVE, Reaped, SETTLE, STATS};
 #[cfg(feature = "tasks")]
 pub use self::tasks::{RedisTaskStore, RedisTaskStoreBuilder};
 use super::{Resolution, SessionStore, StoreError, StoreErrorKind, StoreStats};
@@ -226,17 +232,13 @@ impl Inner {
         match reply {
             Value::Nil => Ok(Resolution::Unknown),
             Value::Int(0) => Ok(Resolution::Expired),
-            Value::Array(fields) => {
-                let [user, groups, created, deadline, last] =
-                    <[Value; 5]>::try_from(fields).map_err(|_| malformed())?;
-                let principal = self.principals.decode(bytes(&user)?, bytes(&groups)?)?;
-                Ok(Resolution::Active(Session::new(
-                    id,
-                    principal,
-                    millis(&created)?,
-                    millis(&last)?,
-                    millis(&deadline)?,
-                )))
+            Value::BulkString(bytes) => {
+                let record = record::parse(&bytes).ok_or_else(malformed)?;
+                let principal = self.principals.decode(record.user, record.groups)?;
+                // The script refreshed the last access to `now` unless it lay
+                // ahead already (another instance's clock).
+                let last_accessed = record.last_access.max(now);
+                Ok(Resolution::Active(Session::new(id, principal, record.created, last_accessed, record.deadline)))
             }
             _ => Err(malformed()),
         }
@@ -249,15 +251,18 @@ impl Inner {
         let ttl = expiry.saturating_sub(now.as_millis()) + TTL_MARGIN_MS;
         let groups = encode_groups(&principal);
         let user = principal.name();
+        let record = record::encode(now.as_millis(), deadline.as_millis(), expiry, user, &groups);
         for _ in 0..ID_ATTEMPTS {
             let id = SessionId::generate().map_err(|error| StoreError::unavailable(error.to_string()))?;
             let name = StoredName::of(&id);
             let key = self.keys.session(name.as_str());
-            let mut write = CREATE.key(&key);
-            write.arg(user).arg(&groups).arg(now.as_millis()).arg(deadline.as_millis()).arg(ttl);
-            let written: i64 = self.link.run(|connection| connection.invoke(&write)).await?;
-            if written != 1 {
-                continue;
+            let mut write = cmd("SET");
+            write.arg(&key).arg(&record).arg("NX").arg("PX").arg(ttl);
+            let written: Value = self.link.run(|connection| connection.query(&write)).await?;
+            match written {
+                Value::Okay => {}
+                Value::Nil => continue,
+                _ => return Err(malformed()),
             }
             let admitted = match self.admit(&name, user, expiry, now).await {
                 Ok(Admission::Admitted) => Ok(()),
@@ -439,19 +444,6 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 
 fn malformed() -> StoreError {
     StoreError::unavailable("unexpected reply from Redis")
-}
-
-fn bytes(value: &Value) -> Result<&[u8], StoreError> {
-    match value {
-        Value::BulkString(bytes) => Ok(bytes),
-        Value::SimpleString(text) => Ok(text.as_bytes()),
-        _ => Err(malformed()),
-    }
-}
-
-fn millis(value: &Value) -> Result<Timestamp, StoreError> {
-    let text = std::str::from_utf8(bytes(value)?).map_err(|_| malformed())?;
-    text.parse().map(Timestamp::from_millis).map_err(|_| malformed())
 }
 
 impl SessionStore for RedisStore {

@@ -8,8 +8,6 @@ use ::redis::Script;
 
 /// Look-up and idle refresh: the one command of an authenticated request.
 pub(super) static RESOLVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resolve.lua")));
-/// Writes a new record, never over an existing key.
-pub(super) static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/create.lua")));
 /// Counts a new session against the caps.
 pub(super) static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/admit.lua")));
 /// Deletes a session if it has expired.
