@@ -1,5 +1,6 @@
 //! The embedded in-memory session store.
 
+mod lock;
 mod shard;
 mod sweeper;
 mod users;
@@ -10,8 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::RwLock;
-
+use self::lock::ShardLock;
 use self::shard::{Insert, Lookup, Shard, due_bucket};
 use self::users::Users;
 use super::{Resolution, SessionStore, StoreError, StoreErrorKind, StoreStats};
@@ -26,7 +26,8 @@ struct Padded<T>(T);
 /// Sessions in this process's memory: zero set-up, the default store.
 ///
 /// - No global lock: sessions are spread over shards by id; `resolve` takes a
-///   shard's read lock and refreshes the idle timer with one atomic store.
+///   shard's read lock (a lock per thread, so cores reading one shard do not
+///   contend) and refreshes the idle timer with one atomic store.
 /// - A background sweeper (a thread that ends when the last handle is
 ///   dropped) removes expired sessions. It looks only at sessions whose expiry
 ///   has come, so its cost follows the number of sessions that expire, not
@@ -53,7 +54,7 @@ pub struct MemoryStore {
 }
 
 struct Inner {
-    shards: Box<[Padded<RwLock<Shard>>]>,
+    shards: Box<[ShardLock<Shard>]>,
     users: Users,
     sessions: AtomicU64,
     max_sessions: u64,
@@ -152,7 +153,7 @@ impl MemoryStoreBuilder {
     pub fn build(self) -> MemoryStore {
         let granularity = self.sweep_interval.map_or(1000, |i| i.as_millis().clamp(1, 60_000) as u64);
         let make_inner = |stop| Inner {
-            shards: (0..self.shards).map(|_| Padded(RwLock::new(Shard::default()))).collect(),
+            shards: (0..self.shards).map(|_| ShardLock::new(Shard::default())).collect(),
             users: Users::new(self.shards, self.max_sessions_per_user),
             sessions: AtomicU64::new(0),
             max_sessions: self.max_sessions,
@@ -201,10 +202,10 @@ impl MemoryStore {
         self.inner.purge()
     }
 
-    fn shard(&self, id: &SessionId) -> &RwLock<Shard> {
+    fn shard(&self, id: &SessionId) -> &ShardLock<Shard> {
         // Bytes 0..8 hash within the shard; the last byte picks the shard.
         let index = usize::from(id.as_bytes()[15]) & (self.inner.shards.len() - 1);
-        &self.inner.shards[index].0
+        &self.inner.shards[index]
     }
 
     fn create_now(&self, principal: Principal, credential_expiry: Option<Timestamp>) -> Result<Session, StoreError> {
@@ -264,9 +265,9 @@ impl Inner {
         let mut removed = Vec::new();
         let mut examined = 0;
         for shard in self.shards.iter() {
-            let due = shard.0.read().next_due().is_some_and(|first| first <= now.as_millis());
+            let due = shard.read().next_due().is_some_and(|first| first <= now.as_millis());
             if due {
-                examined += shard.0.write().sweep(now, &self.policy, self.granularity, &mut removed);
+                examined += shard.write().sweep(now, &self.policy, self.granularity, &mut removed);
             }
         }
         let report = PurgeReport { removed: removed.len() as u64, examined };
@@ -311,7 +312,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let sessions = self.inner.shards.iter().map(|shard| shard.0.read().len() as u64).sum();
+        let sessions = self.inner.shards.iter().map(|shard| shard.read().len() as u64).sum();
         Ok(StoreStats { sessions, users: self.inner.users.count() })
     }
 
