@@ -463,3 +463,27 @@ async fn redis_never_sees_a_session_id_in_its_keys_values_or_commands() {
     }
     assert!(commands.to_ascii_lowercase().contains("evalsha"), "MONITOR saw no resolve:\n{commands}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_record_is_a_503_and_never_lets_the_request_through() {
+    let server = shared_server();
+    let prefix = unique_prefix();
+    let store = store_for(server, &prefix);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = app(store.clone(), Arc::clone(&calls));
+    let session = store.create(alice(), None).await.unwrap();
+    let key = only_session_key(server, &prefix);
+    let record: String = server.connection().get(&key).unwrap();
+    // The times the script reads; then a record whose times read well but
+    // whose user part does not; then a key of another type.
+    let broken_times = format!("x{}", &record[1..]);
+    let broken_tail = format!("{} 99999 alice", &record[..67]);
+    for corrupt in [broken_times, broken_tail, String::from("garbage")] {
+        let _: () = server.connection().set(&key, &corrupt).unwrap();
+        assert_unavailable(&get(&app, session.id()).await);
+    }
+    let _: () = server.connection().del(&key).unwrap();
+    let _: () = server.connection().hset(&key, "u", "alice").unwrap();
+    assert_unavailable(&get(&app, session.id()).await);
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "a corrupted record let a request through");
+}
