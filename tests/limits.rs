@@ -212,6 +212,15 @@ impl Demo {
         call(&self.app, request).await
     }
 
+    /// Starts the demo operation as a task (`vmw-task=true`).
+    async fn start_wait_task(&self) -> (StatusCode, String) {
+        let request = Request::post("/api/demo/wait?seconds=0&vmw-task=true")
+            .header("vmware-api-session-id", &self.session)
+            .body(Body::empty())
+            .unwrap();
+        call(&self.app, request).await
+    }
+
     async fn json_rpc(&self, body: Vec<u8>) -> (StatusCode, Value) {
         let (status, body) = call(&self.app, Request::post("/api").body(Body::from(body)).unwrap()).await;
         (status, json(&body))
@@ -520,6 +529,22 @@ async fn start_forever<T: tower_cis::tasks::TaskStore>(
         .await
 }
 
+/// Tries `start` every 5 ms, up to 200 times, until it starts a task (as a
+/// place under a cap is given back).
+async fn retry_until_started<F, Fut>(mut start: F) -> Option<tower_cis::tasks::TaskId>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<tower_cis::tasks::TaskId, tower_cis::error::VapiError>>,
+{
+    for _ in 0..200 {
+        match start().await {
+            Ok(id) => return Some(id),
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    None
+}
+
 #[tokio::test]
 async fn a_full_task_store_is_unable_to_allocate_resource() {
     let store = MemoryTaskStore::new(Duration::from_secs(3600), 2, Arc::new(SystemClock));
@@ -529,12 +554,7 @@ async fn a_full_task_store_is_unable_to_allocate_resource() {
     let refused = start_forever(&tasks, "carol").await.unwrap_err();
     assert_eq!(refused.error_type(), ErrorType::UnableToAllocateResource);
     // Through REST: the vAPI error, with its documented status.
-    let demo = demo_with(tasks).await;
-    let request = Request::post("/api/demo/wait?seconds=0&vmw-task=true")
-        .header("vmware-api-session-id", &demo.session)
-        .body(Body::empty())
-        .unwrap();
-    let (status, body) = call(&demo.app, request).await;
+    let (status, body) = demo_with(tasks).await.start_wait_task().await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(json(&body)["error_type"], "UNABLE_TO_ALLOCATE_RESOURCE");
     assert_eq!(message_id(&body), "com.vmware.cis.tasks.limit");
@@ -551,30 +571,15 @@ async fn running_tasks_per_user_are_capped() {
     start_forever(&tasks, "bob").await.expect("another user is not affected");
     // A cancelled task gives its place back.
     tasks.cancel(&first, &Principal::new("alice")).await.unwrap();
-    let mut restarted = None;
-    for _ in 0..200 {
-        match start_forever(&tasks, "alice").await {
-            Ok(id) => {
-                restarted = Some(id);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-        }
-    }
+    let restarted = retry_until_started(|| start_forever(&tasks, "alice")).await;
     assert!(restarted.is_some(), "the cancelled task's place was not given back");
     // A finished one too.
     let quick = TaskManager::in_memory().with_max_running_per_user(1);
     for round in 0..3 {
-        let mut started = None;
-        for _ in 0..200 {
-            match quick.start(spec(), Arc::new(Principal::new("alice")), |_| async { Ok(Value::Null) }).await {
-                Ok(id) => {
-                    started = Some(id);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
+        let started = retry_until_started(|| {
+            quick.start(spec(), Arc::new(Principal::new("alice")), |_| async { Ok(Value::Null) })
+        })
+        .await;
         let id = started.unwrap_or_else(|| panic!("round {round}: the finished task's place was not given back"));
         quick.wait(&id).await.unwrap();
     }
@@ -586,12 +591,7 @@ async fn the_example_server_caps_running_tasks_per_user() {
     for _ in 0..app::MAX_RUNNING_TASKS_PER_USER {
         start_forever(&tasks, "alice").await.unwrap();
     }
-    let demo = demo_with(tasks).await;
-    let request = Request::post("/api/demo/wait?seconds=0&vmw-task=true")
-        .header("vmware-api-session-id", &demo.session)
-        .body(Body::empty())
-        .unwrap();
-    let (status, body) = call(&demo.app, request).await;
+    let (status, body) = demo_with(tasks).await.start_wait_task().await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(json(&body)["error_type"], "UNABLE_TO_ALLOCATE_RESOURCE");
     assert_eq!(message_id(&body), "com.vmware.cis.tasks.user_limit");

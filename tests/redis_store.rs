@@ -91,6 +91,23 @@ fn assert_unavailable(reply: &Reply) {
     assert!(reply.elapsed < TIMEOUT + SLACK, "the request hung for {:?}", reply.elapsed);
 }
 
+/// The first answer for `id` once Redis answers again: retries while the
+/// layer says 503, failing with `what` after the recovery time.
+async fn first_answer_after_recovery<S>(app: &S, id: &SessionId, what: &str) -> Reply
+where
+    S: Service<Request<String>, Response = Response<ResponseBody<Full<Bytes>>>, Error = Infallible> + Clone,
+{
+    let deadline = Instant::now() + RECOVERY;
+    loop {
+        let reply = get(app, id).await;
+        if reply.status != StatusCode::SERVICE_UNAVAILABLE {
+            return reply;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_sessions_and_a_delete_on_one_is_seen_at_once_by_the_other() {
     let prefix = unique_prefix();
@@ -135,16 +152,8 @@ async fn paused_redis_is_503_within_the_timeout_and_the_same_session_is_valid_af
     assert_eq!(calls.load(Ordering::SeqCst), 1, "a request passed through while Redis was paused");
 
     server.resume();
-    let deadline = Instant::now() + RECOVERY;
-    loop {
-        let reply = get(&app, session.id()).await;
-        match reply.status {
-            StatusCode::OK => break,
-            StatusCode::SERVICE_UNAVAILABLE => assert!(Instant::now() < deadline, "no recovery after resume"),
-            other => panic!("answered {other} while Redis came back"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let reply = first_answer_after_recovery(&app, session.id(), "no recovery after resume").await;
+    assert_eq!(reply.status, StatusCode::OK, "answered {} while Redis came back", reply.status);
     assert_eq!(get(&app, session.id()).await.body, "alice@vsphere.local");
 }
 
@@ -166,17 +175,9 @@ async fn killed_redis_is_503_and_the_store_recovers_by_itself_after_a_restart() 
     assert_eq!(calls.load(Ordering::SeqCst), 1, "a request passed through while Redis was down");
 
     server.restart();
-    let deadline = Instant::now() + RECOVERY;
-    loop {
-        let reply = get(&app, session.id()).await;
-        match reply.status {
-            // The restarted Redis is empty: the old session is gone.
-            StatusCode::UNAUTHORIZED => break,
-            StatusCode::SERVICE_UNAVAILABLE => assert!(Instant::now() < deadline, "no recovery after restart"),
-            other => panic!("answered {other} for a session the restart lost"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The restarted Redis is empty: the old session is gone.
+    let reply = first_answer_after_recovery(&app, session.id(), "no recovery after restart").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "answered {} for a session the restart lost", reply.status);
     let fresh = store.create(alice(), None).await.expect("create failed after the restart");
     assert_eq!(get(&app, fresh.id()).await.status, StatusCode::OK);
     assert_eq!(store.user_sessions("alice@vsphere.local").await.unwrap(), 1);
@@ -222,11 +223,7 @@ async fn deleted_session_never_comes_back_after_faults() {
     assert_unavailable(&get(&app, doomed.id()).await);
     server.resume();
 
-    let deadline = Instant::now() + RECOVERY;
-    while get(&app, deleted.id()).await.status == StatusCode::SERVICE_UNAVAILABLE {
-        assert!(Instant::now() < deadline, "no recovery after resume");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    first_answer_after_recovery(&app, deleted.id(), "no recovery after resume").await;
     for _ in 0..3 {
         assert_eq!(get(&app, deleted.id()).await.status, StatusCode::UNAUTHORIZED, "a deleted session came back");
         assert_eq!(
