@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::connection::{Connector, Link};
 use super::keys::Keys;
 use super::principals::Principals;
+use super::recent::Recent;
 use super::{Inner, MAX_SAFE_MILLIS, RedisStore};
 use crate::clock::SharedClock;
 use crate::{ExpiryPolicy, SystemClock};
@@ -16,6 +17,9 @@ pub const DEFAULT_KEY_PREFIX: &str = "tower-cis:";
 
 /// The per-call timeout when none is set.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How late Redis may record a session's last access, when not set.
+pub const DEFAULT_REFRESH_GRANULARITY: Duration = Duration::from_secs(1);
 
 /// Where the store connects.
 #[derive(Clone)]
@@ -68,6 +72,7 @@ pub struct RedisStoreBuilder {
     max_sessions_per_user: u64,
     key_prefix: String,
     timeout: Duration,
+    refresh_granularity: Duration,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -80,6 +85,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("max_sessions_per_user", &self.max_sessions_per_user)
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
+            .field("refresh_granularity", &self.refresh_granularity)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +100,7 @@ impl Default for RedisStoreBuilder {
             max_sessions_per_user: 1_000,
             key_prefix: String::from(DEFAULT_KEY_PREFIX),
             timeout: DEFAULT_TIMEOUT,
+            refresh_granularity: DEFAULT_REFRESH_GRANULARITY,
         }
     }
 }
@@ -159,6 +166,27 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// How late Redis may record a session's last access (default 1 s,
+    /// at most half the idle timeout). A session this instance refreshed
+    /// less than this long ago is looked up with a plain `GET` instead of
+    /// the resolve script: the `GET` still sees a delete or an expiry by any
+    /// instance at once, and the absolute deadline, but leaves the last
+    /// access as it was. So an idle timeout may end a session up to this
+    /// much early, and Redis does far less work per request. Zero runs the
+    /// script on every request: the idle timer to the millisecond.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_cis::RedisStore;
+    ///
+    /// let exact = RedisStore::builder().refresh_granularity(Duration::ZERO).build().unwrap();
+    /// # drop(exact);
+    /// ```
+    pub fn refresh_granularity(mut self, granularity: Duration) -> Self {
+        self.refresh_granularity = granularity;
+        self
+    }
+
     /// Builds the store. Connects lazily, on the first call: a store built
     /// while Redis is down answers `Unavailable` until Redis is reachable.
     /// Needs no runtime; the calls need a Tokio runtime with timers enabled.
@@ -179,6 +207,7 @@ impl RedisStoreBuilder {
     pub fn build(self) -> Result<RedisStore, RedisConfigError> {
         let link = self.target.link(&self.key_prefix, self.timeout)?;
         let idle_ms = u64::try_from(self.policy.idle_timeout().as_millis()).unwrap_or(u64::MAX).min(MAX_SAFE_MILLIS);
+        let granularity_ms = u64::try_from(self.refresh_granularity.as_millis()).unwrap_or(u64::MAX).min(idle_ms / 2);
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 link,
@@ -189,6 +218,7 @@ impl RedisStoreBuilder {
                 max_sessions: self.max_sessions,
                 max_sessions_per_user: self.max_sessions_per_user,
                 principals: Principals::new(),
+                recent: Recent::new(granularity_ms),
             }),
         })
     }

@@ -22,16 +22,32 @@
 //!
 //! # One round trip per request
 //!
-//! [`SessionStore::resolve`] is one EVALSHA of `resolve.lua` on the session's
-//! key, with `now` from the store's clock. The script returns nothing for a
-//! missing key (it never creates one); checks `now >= min(last access + idle
-//! timeout, deadline)` and, if so, deletes the key and answers "expired", so
-//! that no instance can use the session again; otherwise sets the last access
-//! to `max(last access, now)` and returns the record. It also sets the key's
-//! TTL to the session's remaining life plus a margin of 2 s, but writes it
-//! only when it moves by more than 1 s. Redis expires keys by its own clock,
-//! so the TTL only cleans up: validity is decided by the script, against the
-//! store's clock.
+//! [`SessionStore::resolve`] is one command on the session's key, with `now`
+//! from the store's clock; which one depends on when this instance last
+//! refreshed the session.
+//!
+//! *The resolve script.* One EVALSHA of `resolve.lua`. The script returns
+//! nothing for a missing key (it never creates one); checks `now >=
+//! min(last access + idle timeout, deadline)` and, if so, deletes the key and
+//! answers "expired", so that no instance can use the session again;
+//! otherwise sets the last access to `max(last access, now)` and returns the
+//! record. It also sets the key's TTL to the session's remaining life plus a
+//! margin of 2 s, but writes it only when it moves by more than 1 s. Redis
+//! expires keys by its own clock, so the TTL only cleans up: validity is
+//! decided by the script, against the store's clock.
+//!
+//! *A plain `GET`, within the refresh granularity.* When this instance
+//! refreshed the session less than the granularity ago (default 1 s, see
+//! [`RedisStoreBuilder::refresh_granularity`]), Redis's last access is at
+//! least that recent, so the session cannot have idled out: the store reads
+//! the record with a `GET` and checks the deadline itself. A delete or an
+//! expiry by any instance removed the key, so the `GET` sees it at once; a
+//! session past its deadline goes to the script, which deletes it. The `GET`
+//! leaves the last access as it was: Redis records it at most one
+//! granularity late, and the idle timeout may end a session that much early.
+//! Redis does a fraction of the script's work, and a busy session runs the
+//! script about once per granularity per instance. The store remembers
+//! recently refreshed sessions in a bounded map (at most 65,536).
 //!
 //! The record is one string whose times come first, in fixed width: the
 //! script reads them with one `GET` and writes the new last access in place
@@ -85,6 +101,7 @@ mod config;
 mod connection;
 mod keys;
 mod principals;
+mod recent;
 mod record;
 mod script;
 #[cfg(feature = "tasks")]
@@ -98,10 +115,13 @@ use std::task::Poll;
 
 use ::redis::{Value, cmd};
 
-pub use self::config::{DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT, RedisConfigError, RedisStoreBuilder};
+pub use self::config::{
+    DEFAULT_KEY_PREFIX, DEFAULT_REFRESH_GRANULARITY, DEFAULT_TIMEOUT, RedisConfigError, RedisStoreBuilder,
+};
 use self::connection::Link;
 use self::keys::{Keys, StoredName};
 use self::principals::{Principals, encode_groups};
+use self::recent::Recent;
 use self::script::{ADMIT, Admission, REAP, RESOLVE, Reaped, SETTLE, STATS};
 #[cfg(feature = "tasks")]
 pub use self::tasks::{RedisTaskStore, RedisTaskStoreBuilder};
@@ -158,6 +178,7 @@ struct Inner {
     max_sessions: u64,
     max_sessions_per_user: u64,
     principals: Principals,
+    recent: Recent,
 }
 
 impl fmt::Debug for RedisStore {
@@ -226,22 +247,51 @@ fn safe(time: Timestamp) -> u64 {
 
 impl Inner {
     async fn resolve(&self, id: SessionId, now: Timestamp) -> Result<Resolution, StoreError> {
-        let mut invocation = RESOLVE.key(self.keys.session(StoredName::of(&id).as_str()));
+        // Refreshed by this instance less than the granularity ago: a plain
+        // read sees a delete or an expiry by any instance, and the deadline.
+        if let Some(read) = self.recent.read(&id, safe(now)) {
+            let reply: Value = self.link.run(|connection| connection.query(&read)).await?;
+            match reply {
+                Value::Nil => {
+                    self.recent.forget(&id);
+                    return Ok(Resolution::Unknown);
+                }
+                Value::BulkString(bytes) => {
+                    let record = record::parse(&bytes).ok_or_else(malformed)?;
+                    // Past its time only at the deadline (or when the clock
+                    // jumped): then the script decides, and deletes it.
+                    if now < self.policy.expiry(record.last_access, record.deadline) {
+                        return self.session(id, now, &record).map(Resolution::Active);
+                    }
+                }
+                _ => return Err(malformed()),
+            }
+        }
+        let key = self.keys.session(StoredName::of(&id).as_str());
+        let mut invocation = RESOLVE.key(&key);
         invocation.arg(safe(now)).arg(self.idle_ms).arg(TTL_MARGIN_MS).arg(TTL_GRANULARITY_MS);
         let reply: Value = self.link.run(|connection| connection.invoke(&invocation)).await?;
-        match reply {
-            Value::Nil => Ok(Resolution::Unknown),
-            Value::Int(0) => Ok(Resolution::Expired),
+        let resolution = match reply {
+            Value::Nil => Resolution::Unknown,
+            Value::Int(0) => Resolution::Expired,
             Value::BulkString(bytes) => {
                 let record = record::parse(&bytes).ok_or_else(malformed)?;
-                let principal = self.principals.decode(record.user, record.groups)?;
-                // The script refreshed the last access to `now` unless it lay
-                // ahead already (another instance's clock).
-                let last_accessed = record.last_access.max(now);
-                Ok(Resolution::Active(Session::new(id, principal, record.created, last_accessed, record.deadline)))
+                let session = self.session(id, now, &record)?;
+                // The script recorded `now` as the last access (or kept a
+                // later one, by another instance's clock).
+                self.recent.confirm(id, &key, safe(now));
+                return Ok(Resolution::Active(session));
             }
-            _ => Err(malformed()),
-        }
+            _ => return Err(malformed()),
+        };
+        self.recent.forget(&id);
+        Ok(resolution)
+    }
+
+    /// The active session a record describes, as accessed at `now`.
+    fn session(&self, id: SessionId, now: Timestamp, record: &record::Record<'_>) -> Result<Session, StoreError> {
+        let principal = self.principals.decode(record.user, record.groups)?;
+        Ok(Session::new(id, principal, record.created, record.last_access.max(now), record.deadline))
     }
 
     async fn create(&self, principal: Principal, credential_expiry: Option<Timestamp>) -> Result<Session, StoreError> {
@@ -283,6 +333,7 @@ impl Inner {
                 return Err(error);
             }
             let principal = self.principals.intern(principal, groups.as_bytes());
+            self.recent.confirm(id, &key, now.as_millis());
             return Ok(Session::new(id, principal, now, now, deadline));
         }
         Err(StoreError::unavailable("could not draw an unused session id"))
@@ -336,6 +387,7 @@ impl Inner {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.recent.forget(id);
         let mut del = cmd("DEL");
         let name = StoredName::of(id);
         del.arg(self.keys.session(name.as_str()));
