@@ -13,11 +13,12 @@ use ::redis::{
     AsyncConnectionConfig, ConnectionInfo, ErrorKind, IntoConnectionInfo, ProtocolVersion, PushInfo,
     aio::MultiplexedConnection,
 };
-use ::redis::{Client, Cmd, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
+use ::redis::{Client, Cmd, FromRedisValue, RedisError, RedisResult, ScriptInvocation, Value};
 use tokio::sync::OnceCell;
 #[cfg(feature = "tasks")]
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::batch::Batcher;
 use crate::store::StoreError;
 
 /// A connection of either kind. Clones share the underlying connection.
@@ -55,9 +56,11 @@ pub(super) enum Connector {
 impl Connector {
     pub(super) fn single(url: &str, timeout: Duration) -> RedisResult<Self> {
         let client = Client::open(url)?;
+        // No response timeout here: `Link::run` bounds every call, and one
+        // timer per request is enough.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_response_timeout(None)
             // Retry soon after a restart: a dead node refuses connections at
             // once, so frequent attempts cost little.
             .set_min_delay(Duration::from_millis(20))
@@ -126,16 +129,18 @@ impl Connector {
     }
 }
 
-/// The connector and, once the first call made it, the connection.
+/// The connector and, once the first call made it, the connection (and the
+/// task that batches look-ups on one node).
 pub(super) struct Link {
     connector: Connector,
     connection: OnceCell<Connection>,
+    batcher: std::sync::OnceLock<Batcher>,
     timeout: Duration,
 }
 
 impl Link {
     pub(super) fn new(connector: Connector, timeout: Duration) -> Self {
-        Link { connector, connection: OnceCell::new(), timeout }
+        Link { connector, connection: OnceCell::new(), batcher: std::sync::OnceLock::new(), timeout }
     }
 
     pub(super) fn connector(&self) -> &Connector {
@@ -156,13 +161,39 @@ impl Link {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(StoreError::unavailable("the Redis store needs a Tokio runtime"));
         }
-        let attempt = async {
-            let connection = match self.connection.get() {
-                Some(connection) => connection.clone(),
-                None => self.connection.get_or_try_init(|| self.connector.connect()).await?.clone(),
+        self.bounded(async { call(self.connection().await?.clone()).await }).await
+    }
+
+    /// Sends a plain command together with those of concurrent requests (see
+    /// `batch.rs`); in a cluster, on its own. Within the timeout, like `run`;
+    /// a server error in the reply is a failure too.
+    pub(super) async fn query_batched(&self, command: Cmd) -> Result<Value, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::unavailable("the Redis store needs a Tokio runtime"));
+        }
+        self.bounded(async {
+            let reply = match self.connection().await? {
+                Connection::Single(manager) => {
+                    self.batcher.get_or_init(|| Batcher::spawn(manager.clone(), self.timeout)).send(command).await?
+                }
+                cluster @ Connection::Cluster(_) => cluster.clone().query::<Value>(&command).await?,
             };
-            call(connection).await
-        };
+            reply.extract_error()
+        })
+        .await
+    }
+
+    /// The connection, made on first use.
+    async fn connection(&self) -> RedisResult<&Connection> {
+        match self.connection.get() {
+            Some(connection) => Ok(connection),
+            None => self.connection.get_or_try_init(|| self.connector.connect()).await,
+        }
+    }
+
+    /// `attempt` within the timeout; every failure, the timeout included, is
+    /// `Unavailable`.
+    async fn bounded<T>(&self, attempt: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(unavailable(&error)),

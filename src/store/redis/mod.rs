@@ -49,6 +49,12 @@
 //! script about once per granularity per instance. The store remembers
 //! recently refreshed sessions in a bounded map (at most 65,536).
 //!
+//! On one node, the `GET`s of concurrent requests travel together: a task of
+//! the store's sends whatever has queued up as one pipeline, so that under
+//! load one write carries many look-ups (and Redis reads them in one go),
+//! instead of one system call on each side per request. Each look-up still
+//! is one command with its own answer.
+//!
 //! The record is one string whose times come first, in fixed width: the
 //! script reads them with one `GET` and writes the new last access in place
 //! with one `SETRANGE` (plus a `PEXPIRE` when the TTL moves), which costs
@@ -97,6 +103,7 @@
 //! lives on it; use the store from that runtime. Redis 5 or later; Redis
 //! Cluster with every node reachable by the address it announces.
 
+mod batch;
 mod config;
 mod connection;
 mod keys;
@@ -250,7 +257,7 @@ impl Inner {
         // Refreshed by this instance less than the granularity ago: a plain
         // read sees a delete or an expiry by any instance, and the deadline.
         if let Some(read) = self.recent.read(&id, safe(now)) {
-            let reply: Value = self.link.run(|connection| connection.query(&read)).await?;
+            let reply = self.link.query_batched(read).await?;
             match reply {
                 Value::Nil => {
                     self.recent.forget(&id);

@@ -15,9 +15,9 @@
 //! sessions are not remembered (they take the script, as without this).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasherDefault, Hasher};
 
-use ::redis::{Cmd, cmd};
+use ::redis::Cmd;
 use parking_lot::RwLock;
 
 use crate::SessionId;
@@ -32,11 +32,38 @@ struct Confirmed {
     at: u64,
 }
 
-type Shard = RwLock<HashMap<SessionId, Confirmed>>;
+/// Ids are uniformly random, so their bits are the hash. Attackers choose
+/// the ids they present, but only ids Redis holds are ever stored here.
+#[derive(Default)]
+struct IdBits(u64);
+
+impl Hasher for IdBits {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u128(&mut self, bits: u128) {
+        self.0 = bits as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type ByIdBits = BuildHasherDefault<IdBits>;
+
+/// Sessions by their id's bits.
+type Shard = RwLock<HashMap<u128, Confirmed, ByIdBits>>;
+
+fn bits(id: &SessionId) -> u128 {
+    u128::from_le_bytes(*id.as_bytes())
+}
 
 pub(super) struct Recent {
     shards: Box<[Shard]>,
-    hasher: RandomState,
     granularity_ms: u64,
 }
 
@@ -44,17 +71,14 @@ impl Recent {
     /// Remembers sessions for `granularity_ms`; zero remembers none.
     pub(super) fn new(granularity_ms: u64) -> Self {
         let shards = if granularity_ms == 0 { 0 } else { SHARDS };
-        Recent {
-            shards: (0..shards).map(|_| RwLock::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
-            granularity_ms,
-        }
+        Recent { shards: (0..shards).map(|_| RwLock::new(HashMap::default())).collect(), granularity_ms }
     }
 
     fn shard(&self, id: &SessionId) -> Option<&Shard> {
         match self.shards.len() {
             0 => None,
-            shards => Some(&self.shards[self.hasher.hash_one(id) as usize % shards]),
+            // The top bits: the map's buckets use the low ones.
+            shards => Some(&self.shards[(bits(id) >> 120) as usize % shards]),
         }
     }
 
@@ -66,9 +90,9 @@ impl Recent {
     /// than the granularity before `now`.
     pub(super) fn read(&self, id: &SessionId, now: u64) -> Option<Cmd> {
         let shard = self.shard(id)?.read();
-        let confirmed = shard.get(id).filter(|confirmed| self.fresh(confirmed, now))?;
-        let mut get = cmd("GET");
-        get.arg(&*confirmed.key);
+        let confirmed = shard.get(&bits(id)).filter(|confirmed| self.fresh(confirmed, now))?;
+        let mut get = Cmd::with_capacity(2, 3 + confirmed.key.len());
+        get.arg("GET").arg(&*confirmed.key);
         Some(get)
     }
 
@@ -76,7 +100,7 @@ impl Recent {
     pub(super) fn confirm(&self, id: SessionId, key: &str, now: u64) {
         let Some(shard) = self.shard(&id) else { return };
         let mut shard = shard.write();
-        if let Some(confirmed) = shard.get_mut(&id) {
+        if let Some(confirmed) = shard.get_mut(&bits(&id)) {
             confirmed.at = confirmed.at.max(now);
             return;
         }
@@ -86,13 +110,13 @@ impl Recent {
                 return;
             }
         }
-        shard.insert(id, Confirmed { key: key.into(), at: now });
+        shard.insert(bits(&id), Confirmed { key: key.into(), at: now });
     }
 
     /// The session is gone (deleted, expired, or not found).
     pub(super) fn forget(&self, id: &SessionId) {
         if let Some(shard) = self.shard(id) {
-            shard.write().remove(id);
+            shard.write().remove(&bits(id));
         }
     }
 
