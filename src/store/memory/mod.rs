@@ -1,6 +1,7 @@
 //! The embedded in-memory session store.
 
 mod lock;
+mod replica;
 mod shard;
 mod sweeper;
 mod users;
@@ -34,7 +35,9 @@ struct Padded<T>(T);
 ///   the number held.
 /// - Caps on sessions in total and per user; a full store refuses to create,
 ///   it never evicts a live session.
-/// - A user's sessions share one [`Principal`].
+/// - A user's sessions share one stored [`Principal`]. A resolved session
+///   carries this thread's copy of it (equal, with a reference count of its
+///   own), so that cores serving one user do not contend for one count.
 ///
 /// Clones are handles to the same store.
 ///

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::replica;
 use hashbrown::HashTable;
 
 use crate::{ExpiryPolicy, Principal, Session, SessionId, Timestamp};
@@ -110,7 +111,7 @@ impl Shard {
         } else {
             last
         };
-        Lookup::Active(Session::new(*id, Arc::clone(principal), slot.created, last_accessed, slot.deadline))
+        Lookup::Active(Session::new(*id, replica::of(principal), slot.created, last_accessed, slot.deadline))
     }
 
     /// Inserts a new session, never over an existing one.
