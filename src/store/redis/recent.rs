@@ -10,9 +10,11 @@
 //! absolute deadline (in the record). What the `GET` does not do is move the
 //! last access: Redis records it at most one granularity late.
 //!
-//! Bounded: sharded maps of at most `PER_SHARD` entries each; a full shard
-//! drops the entries past the granularity, and while it is still full, new
-//! sessions are not remembered (they take the script, as without this).
+//! Bounded: sharded maps of at most `PER_SHARD` entries each. A shard drops
+//! its entries past the granularity whenever it has doubled since it last
+//! did (so it holds about twice the sessions refreshed within a
+//! granularity), and while it is full, new sessions are not remembered
+//! (they take the script, as without this).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -24,6 +26,8 @@ use crate::SessionId;
 
 const SHARDS: usize = 16;
 const PER_SHARD: usize = 4_096;
+/// The size at which an empty shard first drops stale entries.
+const FIRST_SWEEP: usize = 64;
 
 struct Confirmed {
     /// The session's key in Redis.
@@ -56,7 +60,13 @@ impl Hasher for IdBits {
 type ByIdBits = BuildHasherDefault<IdBits>;
 
 /// Sessions by their id's bits.
-type Shard = RwLock<HashMap<u128, Confirmed, ByIdBits>>;
+struct Entries {
+    map: HashMap<u128, Confirmed, ByIdBits>,
+    /// At this size, drop the stale entries.
+    sweep_at: usize,
+}
+
+type Shard = RwLock<Entries>;
 
 fn bits(id: &SessionId) -> u128 {
     u128::from_le_bytes(*id.as_bytes())
@@ -71,7 +81,8 @@ impl Recent {
     /// Remembers sessions for `granularity_ms`; zero remembers none.
     pub(super) fn new(granularity_ms: u64) -> Self {
         let shards = if granularity_ms == 0 { 0 } else { SHARDS };
-        Recent { shards: (0..shards).map(|_| RwLock::new(HashMap::default())).collect(), granularity_ms }
+        let empty = || RwLock::new(Entries { map: HashMap::default(), sweep_at: FIRST_SWEEP });
+        Recent { shards: (0..shards).map(|_| empty()).collect(), granularity_ms }
     }
 
     fn shard(&self, id: &SessionId) -> Option<&Shard> {
@@ -90,7 +101,7 @@ impl Recent {
     /// than the granularity before `now`.
     pub(super) fn read(&self, id: &SessionId, now: u64) -> Option<Cmd> {
         let shard = self.shard(id)?.read();
-        let confirmed = shard.get(&bits(id)).filter(|confirmed| self.fresh(confirmed, now))?;
+        let confirmed = shard.map.get(&bits(id)).filter(|confirmed| self.fresh(confirmed, now))?;
         let mut get = Cmd::with_capacity(2, 3 + confirmed.key.len());
         get.arg("GET").arg(&*confirmed.key);
         Some(get)
@@ -100,29 +111,31 @@ impl Recent {
     pub(super) fn confirm(&self, id: SessionId, key: &str, now: u64) {
         let Some(shard) = self.shard(&id) else { return };
         let mut shard = shard.write();
-        if let Some(confirmed) = shard.get_mut(&bits(&id)) {
+        let Entries { map, sweep_at } = &mut *shard;
+        if let Some(confirmed) = map.get_mut(&bits(&id)) {
             confirmed.at = confirmed.at.max(now);
             return;
         }
-        if shard.len() >= PER_SHARD {
-            shard.retain(|_, confirmed| self.fresh(confirmed, now));
-            if shard.len() >= PER_SHARD {
+        if map.len() >= *sweep_at {
+            map.retain(|_, confirmed| self.fresh(confirmed, now));
+            *sweep_at = (map.len() * 2).clamp(FIRST_SWEEP, PER_SHARD);
+            if map.len() >= PER_SHARD {
                 return;
             }
         }
-        shard.insert(bits(&id), Confirmed { key: key.into(), at: now });
+        map.insert(bits(&id), Confirmed { key: key.into(), at: now });
     }
 
     /// The session is gone (deleted, expired, or not found).
     pub(super) fn forget(&self, id: &SessionId) {
         if let Some(shard) = self.shard(id) {
-            shard.write().remove(&bits(id));
+            shard.write().map.remove(&bits(id));
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.read().len()).sum()
+        self.shards.iter().map(|shard| shard.read().map.len()).sum()
     }
 }
 
@@ -163,6 +176,16 @@ mod tests {
         recent.confirm(session, "k", 1);
         assert!(recent.read(&session, 1).is_none());
         assert_eq!(recent.len(), 0);
+    }
+
+    #[test]
+    fn stale_entries_go_as_new_ones_come() {
+        let recent = Recent::new(1_000);
+        // A steady 100 new sessions per granularity, for 100 granularities.
+        for step in 0..10_000u64 {
+            recent.confirm(id(), "k", step * 10);
+        }
+        assert!(recent.len() < 2 * SHARDS * FIRST_SWEEP + 200, "{} entries held", recent.len());
     }
 
     #[test]
