@@ -1,5 +1,5 @@
-//! The Redis store sends the plain look-ups of concurrent requests together,
-//! as one pipeline, and still answers each on its own.
+//! The Redis store sends the look-ups of concurrent requests together, as
+//! one pipeline, and still answers each on its own.
 
 mod redis_support;
 
@@ -118,4 +118,27 @@ async fn the_batching_task_ends_with_the_store() {
         assert!(Instant::now() < deadline, "{} tasks outlived the store", metrics.num_alive_tasks() - before);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn batched_script_calls_survive_a_redis_that_lost_its_scripts() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new(T0);
+    let store =
+        RedisStore::builder().url(server.url()).clock(Arc::new(clock.clone())).build().expect("bad configuration");
+    let sessions = sessions(&store, 32).await;
+    for _ in 0..2 {
+        // A granularity later every look-up runs the resolve script; Redis
+        // forgot it in between, as after a restart.
+        clock.advance(Duration::from_secs(1));
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut server.connection()).unwrap();
+        let outcomes = resolve_all(&store, &sessions).await;
+        assert!(outcomes.iter().all(|outcome| matches!(outcome, Ok(Resolution::Active(_)))), "{outcomes:?}");
+    }
+    let loaded: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(redis::Script::new(include_str!("../src/store/redis/lua/resolve.lua")).get_hash())
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(loaded, [true], "the script was not loaded again");
 }

@@ -13,7 +13,10 @@ use ::redis::{
     AsyncConnectionConfig, ConnectionInfo, ErrorKind, IntoConnectionInfo, ProtocolVersion, PushInfo,
     aio::MultiplexedConnection,
 };
-use ::redis::{Client, Cmd, FromRedisValue, RedisError, RedisResult, ScriptInvocation, Value};
+use ::redis::{
+    Client, Cmd, ErrorKind as RedisErrorKind, FromRedisValue, RedisError, RedisResult, Script, ScriptInvocation,
+    ServerErrorKind, Value, cmd,
+};
 use tokio::sync::OnceCell;
 #[cfg(feature = "tasks")]
 use tokio::sync::mpsc::UnboundedSender;
@@ -173,14 +176,51 @@ impl Link {
         }
         self.bounded(async {
             let reply = match self.connection().await? {
-                Connection::Single(manager) => {
-                    self.batcher.get_or_init(|| Batcher::spawn(manager.clone(), self.timeout)).send(command).await?
-                }
+                Connection::Single(manager) => self.batcher(manager).send(command).await?,
                 cluster @ Connection::Cluster(_) => cluster.clone().query::<Value>(&command).await?,
             };
             reply.extract_error()
         })
         .await
+    }
+
+    /// Runs `script` on `key` with `args` (EVALSHA), batched like
+    /// `query_batched`; a Redis that lost its scripts (a restart) gets the
+    /// script loaded again. Within the timeout, like `run`.
+    pub(super) async fn invoke_batched(&self, script: &Script, key: &str, args: &[u64]) -> Result<Value, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::unavailable("the Redis store needs a Tokio runtime"));
+        }
+        let evalsha = || {
+            let mut evalsha = cmd("EVALSHA");
+            evalsha.arg(script.get_hash()).arg(1).arg(key).arg(args);
+            evalsha
+        };
+        self.bounded(async {
+            match self.connection().await? {
+                Connection::Single(manager) => {
+                    let batcher = self.batcher(manager);
+                    match batcher.send(evalsha()).await?.extract_error() {
+                        Err(error) if error.kind() == RedisErrorKind::Server(ServerErrorKind::NoScript) => {
+                            script.load_async(&mut manager.clone()).await?;
+                            batcher.send(evalsha()).await?.extract_error()
+                        }
+                        reply => reply,
+                    }
+                }
+                cluster @ Connection::Cluster(_) => {
+                    let mut invocation = script.key(key);
+                    invocation.arg(args);
+                    cluster.clone().invoke(&invocation).await
+                }
+            }
+        })
+        .await
+    }
+
+    /// The batching task of a single node, started on first use.
+    fn batcher(&self, manager: &ConnectionManager) -> &Batcher {
+        self.batcher.get_or_init(|| Batcher::spawn(manager.clone(), self.timeout))
     }
 
     /// The connection, made on first use.

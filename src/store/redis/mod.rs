@@ -49,11 +49,13 @@
 //! script about once per granularity per instance. The store remembers
 //! recently refreshed sessions in a bounded map (at most 65,536).
 //!
-//! On one node, the `GET`s of concurrent requests travel together: a task of
-//! the store's sends whatever has queued up as one pipeline, so that under
-//! load one write carries many look-ups (and Redis reads them in one go),
-//! instead of one system call on each side per request. Each look-up still
-//! is one command with its own answer.
+//! On one node, the commands of concurrent requests (`GET`s and script
+//! calls alike) travel together: a task of the store's sends whatever has
+//! queued up as one pipeline, so that under load one write carries many
+//! look-ups (and Redis reads them in one go), instead of one system call on
+//! each side per request. Each look-up still is one command with its own
+//! answer; a script call that finds Redis without its scripts (after a
+//! restart) loads them and is sent again.
 //!
 //! The record is one string whose times come first, in fixed width: the
 //! script reads them with one `GET` and writes the new last access in place
@@ -275,9 +277,8 @@ impl Inner {
             }
         }
         let key = self.keys.session(StoredName::of(&id).as_str());
-        let mut invocation = RESOLVE.key(&key);
-        invocation.arg(safe(now)).arg(self.idle_ms).arg(TTL_MARGIN_MS).arg(TTL_GRANULARITY_MS);
-        let reply: Value = self.link.run(|connection| connection.invoke(&invocation)).await?;
+        let args = [safe(now), self.idle_ms, TTL_MARGIN_MS, TTL_GRANULARITY_MS];
+        let reply = self.link.invoke_batched(&RESOLVE, &key, &args).await?;
         let resolution = match reply {
             Value::Nil => Resolution::Unknown,
             Value::Int(0) => Resolution::Expired,
