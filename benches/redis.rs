@@ -18,6 +18,8 @@
 //! runtime's threads (default 1: on a 2-core machine Redis needs the other
 //! core; with two client threads the three contend, and each round's result
 //! depends on where the scheduler happens to put them).
+//! `TOWER_CIS_BENCH_GRANULARITY_MS` sets the store's refresh granularity
+//! (default the store's, 1 s; 0 runs the resolve script on every request).
 
 #[path = "../tests/redis_support/mod.rs"]
 mod redis_support;
@@ -186,6 +188,15 @@ async fn rate<S: Side>(side: &S, duration: Duration) -> f64 {
     total as f64 / run(side, total).await.as_secs_f64()
 }
 
+/// The store's refresh granularity: `TOWER_CIS_BENCH_GRANULARITY_MS`, else
+/// the store's default (0: the resolve script on every request).
+fn granularity() -> Duration {
+    std::env::var("TOWER_CIS_BENCH_GRANULARITY_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(tower_cis::store::redis::DEFAULT_REFRESH_GRANULARITY, Duration::from_millis)
+}
+
 fn runtime() -> Runtime {
     let workers = std::env::var("TOWER_CIS_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(1);
     tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap()
@@ -198,6 +209,7 @@ fn main() {
         .url(server.url())
         .max_sessions(SESSIONS as u64 + 1)
         .max_sessions_per_user(u64::MAX)
+        .refresh_granularity(granularity())
         .build()
         .unwrap();
     let (ids, connection) = runtime.block_on(async {
