@@ -161,9 +161,6 @@ impl Link {
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::unavailable("the Redis store needs a Tokio runtime"));
-        }
         self.bounded(async { call(self.connection().await?.clone()).await }).await
     }
 
@@ -171,9 +168,6 @@ impl Link {
     /// `batch.rs`); in a cluster, on its own. Within the timeout, like `run`;
     /// a server error in the reply is a failure too.
     pub(super) async fn query_batched(&self, command: Cmd) -> Result<Value, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::unavailable("the Redis store needs a Tokio runtime"));
-        }
         self.bounded(async {
             let reply = match self.connection().await? {
                 Connection::Single(manager) => self.batcher(manager).send(command).await?,
@@ -188,9 +182,6 @@ impl Link {
     /// `query_batched`; a Redis that lost its scripts (a restart) gets the
     /// script loaded again. Within the timeout, like `run`.
     pub(super) async fn invoke_batched(&self, script: &Script, key: &str, args: &[u64]) -> Result<Value, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::unavailable("the Redis store needs a Tokio runtime"));
-        }
         let evalsha = || {
             let mut evalsha = cmd("EVALSHA");
             evalsha.arg(script.get_hash()).arg(1).arg(key).arg(args);
@@ -231,9 +222,12 @@ impl Link {
         }
     }
 
-    /// `attempt` within the timeout; every failure, the timeout included, is
-    /// `Unavailable`.
+    /// `attempt` within the timeout, on a Tokio runtime; every failure, the
+    /// timeout and a missing runtime included, is `Unavailable`.
     async fn bounded<T>(&self, attempt: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::unavailable("the Redis store needs a Tokio runtime"));
+        }
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(unavailable(&error)),
