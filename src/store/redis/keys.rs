@@ -1,8 +1,9 @@
 //! Key names.
 //!
-//! - `{prefix}s:{<name>}`: a session's hash, where `<name>` is the session's
-//!   [`StoredName`], a digest of its id. The name is the hash tag, so sessions
-//!   spread over a cluster's slots and `resolve` touches one key on one node.
+//! - `{prefix}s:{<name>}`: a session's record (one string, see `record.rs`),
+//!   where `<name>` is the session's [`StoredName`], a digest of its id. The
+//!   name is the hash tag, so sessions spread over a cluster's slots and
+//!   `resolve` touches one key on one node.
 //! - `{prefix}{<prefix>idx}:all`, `…:owner`, `…:users`: the index. One hash
 //!   tag for all three, so that the scripts that keep the caps see all of
 //!   them atomically, on one node.
@@ -67,7 +68,7 @@ impl Keys {
         &self.prefix
     }
 
-    /// The hash of the session named `name`.
+    /// The record's key of the session named `name`.
     pub(super) fn session(&self, name: &str) -> String {
         let mut key = String::with_capacity(self.prefix.len() + name.len() + 4);
         key.push_str(&self.prefix);

@@ -258,7 +258,8 @@ impl Inner {
     async fn resolve(&self, id: SessionId, now: Timestamp) -> Result<Resolution, StoreError> {
         // Refreshed by this instance less than the granularity ago: a plain
         // read sees a delete or an expiry by any instance, and the deadline.
-        if let Some(read) = self.recent.read(&id, safe(now)) {
+        let now_ms = safe(now);
+        if let Some(read) = self.recent.read(&id, now_ms) {
             let reply = self.link.query_batched(read).await?;
             match reply {
                 Value::Nil => {
@@ -277,7 +278,7 @@ impl Inner {
             }
         }
         let key = self.keys.session(StoredName::of(&id).as_str());
-        let args = [safe(now), self.idle_ms, TTL_MARGIN_MS, TTL_GRANULARITY_MS];
+        let args = [now_ms, self.idle_ms, TTL_MARGIN_MS, TTL_GRANULARITY_MS];
         let reply = self.link.invoke_batched(&RESOLVE, &key, &args).await?;
         let resolution = match reply {
             Value::Nil => Resolution::Unknown,
@@ -287,7 +288,7 @@ impl Inner {
                 let session = self.session(id, now, &record)?;
                 // The script recorded `now` as the last access (or kept a
                 // later one, by another instance's clock).
-                self.recent.confirm(id, &key, safe(now));
+                self.recent.confirm(id, &key, now_ms);
                 return Ok(Resolution::Active(session));
             }
             _ => return Err(malformed()),
