@@ -3,15 +3,16 @@
 //!
 //! Readers (`resolve`) take the shard's read lock and touch only the slot's
 //! atomic last-access time; writers (create, delete, sweep) take the write
-//! lock. The index stores 4-byte slot numbers, and the slot holds the id, so a
-//! session costs one slot plus about five bytes of index.
+//! lock. The index stores 4-byte slot numbers with 4 bytes of the id, and the
+//! slot holds the id, so a session costs one slot plus 11 to 21 bytes of
+//! index.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::index::{Index, tag};
 use super::replica;
-use hashbrown::HashTable;
 
 use crate::{ExpiryPolicy, Principal, Session, SessionId, Timestamp};
 
@@ -49,24 +50,17 @@ pub(super) enum Lookup {
 
 #[derive(Default)]
 pub(super) struct Shard {
-    index: HashTable<u32>,
+    index: Index,
     slots: Vec<Slot>,
     vacant: Vec<u32>,
     /// Bucket time (ms, a multiple of the granularity) → slots to check then.
     wheel: BTreeMap<u64, Vec<u32>>,
 }
 
-/// Ids are uniformly random, so their bytes are the hash. Attackers choose
-/// the ids they present, but never the ids that are stored.
-fn hash(id: &SessionId) -> u64 {
-    let b = id.as_bytes();
-    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-}
-
 impl Shard {
     fn find(&self, id: &SessionId) -> Option<u32> {
         let slots = &self.slots;
-        self.index.find(hash(id), |&i| slots[i as usize].id == *id).copied()
+        self.index.find(tag(id), |i| slots[i as usize].id == *id)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -133,22 +127,24 @@ impl Shard {
                 index
             }
             None => {
-                let Ok(index) = u32::try_from(self.slots.len()) else { return Insert::ShardFull };
+                // u32::MAX itself is not a slot number the index can hold.
+                let index = match u32::try_from(self.slots.len()) {
+                    Ok(index) if index < u32::MAX => index,
+                    _ => return Insert::ShardFull,
+                };
                 self.slots.push(slot);
                 index
             }
         };
-        let Shard { index: table, slots, wheel, .. } = self;
-        table.insert_unique(hash(session.id()), index, |&i| hash(&slots[i as usize].id));
-        wheel.entry(due).or_default().push(index);
+        self.index.insert(tag(session.id()), index);
+        self.wheel.entry(due).or_default().push(index);
         Insert::Done
     }
 
     /// Removes the session; its principal, if it was there.
     pub(super) fn remove(&mut self, id: &SessionId) -> Option<Arc<Principal>> {
         let slots = &self.slots;
-        let entry = self.index.find_entry(hash(id), |&i| slots[i as usize].id == *id).ok()?;
-        let (index, _) = entry.remove();
+        let index = self.index.remove(tag(id), |i| slots[i as usize].id == *id)?;
         self.vacate(index)
     }
 
