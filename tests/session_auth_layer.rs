@@ -264,6 +264,14 @@ async fn request_in_flight_finishes_after_its_session_expires() {
 
 async fn long_request_then_idle(refresh_on_completion: bool) -> StatusCode {
     let (store, clock) = manual_store(policy());
+    long_request_then_idle_on(store, clock, refresh_on_completion).await
+}
+
+async fn long_request_then_idle_on<St: SessionStore + Clone>(
+    store: St,
+    clock: tower_cis::ManualClock,
+    refresh_on_completion: bool,
+) -> StatusCode {
     let session = store.create(Principal::new("alice"), None).await.unwrap();
     let (started, mut has_started) = mpsc::unbounded_channel();
     let gate = Arc::new(Semaphore::new(0));
@@ -282,6 +290,33 @@ async fn long_request_then_idle(refresh_on_completion: bool) -> StatusCode {
 #[tokio::test]
 async fn refresh_on_completion_restarts_the_idle_timer_when_the_response_is_ready() {
     assert_eq!(long_request_then_idle(true).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn refresh_on_completion_waits_for_a_store_that_answers_later() {
+    let (store, clock) = manual_store(policy());
+    assert_eq!(long_request_then_idle_on(Deferred::new(store.clone()), clock.clone(), true).await, StatusCode::OK);
+    let (store, clock) = manual_store(policy());
+    let unrefreshed = long_request_then_idle_on(Deferred::new(store), clock, false).await;
+    assert_eq!(unrefreshed, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_refresh_that_fails_after_the_response_keeps_the_response() {
+    let (store, _clock) = manual_store(policy());
+    let store = Deferred::new(store);
+    let session = store.create(Principal::new("alice"), None).await.unwrap();
+    let (started, mut has_started) = mpsc::unbounded_channel();
+    let gate = Arc::new(Semaphore::new(0));
+    let app = SessionAuthLayer::new(store.clone()).refresh_on_completion(true).layer(gated(started, Arc::clone(&gate)));
+    let in_flight = tokio::spawn(app.clone().oneshot(get_with("/api/demo/wait", session.id())));
+    has_started.recv().await.unwrap();
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    gate.add_permits(2);
+    assert_eq!(read(in_flight.await.unwrap().unwrap()).await.0, StatusCode::OK);
+    // The store is still down: the next request is refused with 503.
+    let next = read(app.oneshot(get_with("/api/x", session.id())).await.unwrap()).await.0;
+    assert_eq!(next, StatusCode::SERVICE_UNAVAILABLE);
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ pin_project! {
         St: SessionStore,
     {
         #[pin]
-        state: State<S::Future, S::Response, Box<Pending<S, St, ReqBody>>, St::ResolveFuture>,
+        state: State<S::Future, Box<Pending<S, St, ReqBody>>, Box<(St::ResolveFuture, S::Response)>>,
         refresh: Option<(St, SessionId)>,
     }
 }
@@ -42,14 +42,16 @@ pub(super) struct Pending<S, St: SessionStore, ReqBody> {
 
 pin_project! {
     #[project = StateProj]
-    enum State<Inner, Res, Waiting, Resolve> {
+    enum State<Inner, Waiting, Refresh> {
         /// Waiting for the store.
         Resolving { waiting: Option<Waiting> },
         /// The request was admitted and runs to completion, whatever happens
         /// to its session meanwhile.
         Running { #[pin] inner: Inner },
-        /// The response is ready; the idle timer is refreshed once more.
-        Refreshing { resolve: Resolve, response: Option<Res> },
+        /// The response is ready; the idle timer is refreshed once more, by a
+        /// store that could not answer at once (boxed, so that this rare
+        /// state does not make every request's future bigger).
+        Refreshing { refresh: Option<Refresh> },
         /// The layer answers itself.
         Rejected { response: Option<Response<Bytes>> },
     }
@@ -104,21 +106,24 @@ where
                 }
                 StateProj::Running { inner } => {
                     let response = ready!(inner.poll(cx))?;
-                    match this.refresh.take() {
-                        Some((store, id)) => {
-                            let resolve = store.resolve(&id);
-                            this.state.set(State::Refreshing { resolve, response: Some(response) });
+                    let Some((store, id)) = this.refresh.take() else {
+                        return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                    };
+                    let mut resolve = store.resolve(&id);
+                    match Pin::new(&mut resolve).poll(cx) {
+                        Poll::Ready(outcome) => {
+                            refreshed(outcome);
+                            return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                         }
-                        None => return Poll::Ready(Ok(response.map(ResponseBody::inner))),
+                        Poll::Pending => {
+                            this.state.set(State::Refreshing { refresh: Some(Box::new((resolve, response))) });
+                        }
                     }
                 }
-                StateProj::Refreshing { resolve, response } => {
-                    // Whatever the store says now, the response stands: the
-                    // request was admitted. A failed refresh is only logged.
-                    if let Err(error) = ready!(Pin::new(resolve).poll(cx)) {
-                        tracing::warn!(%error, "could not refresh the session after the response");
-                    }
-                    let response = response.take().expect(POLLED_AFTER_COMPLETION);
+                StateProj::Refreshing { refresh } => {
+                    let (resolve, _) = &mut **refresh.as_mut().expect(POLLED_AFTER_COMPLETION);
+                    refreshed(ready!(Pin::new(resolve).poll(cx)));
+                    let (_, response) = *refresh.take().expect(POLLED_AFTER_COMPLETION);
                     return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                 }
                 StateProj::Rejected { response } => {
@@ -127,5 +132,13 @@ where
                 }
             }
         }
+    }
+}
+
+/// Whatever the store says after the response, the response stands: the
+/// request was admitted. A failed refresh is only logged.
+fn refreshed(outcome: Result<crate::store::Resolution, crate::StoreError>) {
+    if let Err(error) = outcome {
+        tracing::warn!(%error, "could not refresh the session after the response");
     }
 }

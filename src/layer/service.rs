@@ -60,7 +60,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let legacy = self.config.is_legacy(request.uri().path());
         let flavor = if legacy { ApiFlavor::Legacy } else { ApiFlavor::Modern };
         match presented_session_id(request.headers(), legacy) {
@@ -77,7 +77,6 @@ where
                 match Pin::new(&mut resolve).poll(&mut quick) {
                     Poll::Ready(outcome) => match admit(outcome) {
                         Ok(session) => {
-                            let mut request = request;
                             request.extensions_mut().insert(session);
                             ResponseFuture::running(self.inner.call(request), refresh)
                         }

@@ -59,6 +59,56 @@ impl<S: SessionStore> SessionStore for Counting<S> {
     }
 }
 
+/// Wraps a store so that every look-up waits once (its future is pending on
+/// the first poll, as a networked store's is) and, once `fail` is set,
+/// answers that the store is unavailable.
+#[derive(Clone)]
+pub struct Deferred<S> {
+    pub inner: S,
+    pub fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S> Deferred<S> {
+    pub fn new(inner: S) -> Self {
+        Deferred { inner, fail: Arc::default() }
+    }
+}
+
+impl<S: SessionStore> SessionStore for Deferred<S> {
+    type ResolveFuture = std::pin::Pin<Box<dyn Future<Output = Result<Resolution, StoreError>> + Send>>;
+
+    fn create(
+        &self,
+        principal: Principal,
+        expiry: Option<Timestamp>,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send {
+        self.inner.create(principal, expiry)
+    }
+
+    fn resolve(&self, id: &SessionId) -> Self::ResolveFuture {
+        let (inner, fail, id) = (self.inner.clone(), Arc::clone(&self.fail), *id);
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            if fail.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable("connection refused"));
+            }
+            inner.resolve(&id).await
+        })
+    }
+
+    fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.inner.delete(id)
+    }
+
+    fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send {
+        self.inner.stats()
+    }
+
+    fn user_sessions(&self, user: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.inner.user_sessions(user)
+    }
+}
+
 /// A store that cannot be reached.
 #[derive(Clone, Default)]
 pub struct Unreachable;
