@@ -11,6 +11,14 @@
 //! Run: `cargo bench --bench layer`. Each figure is the wall time per request
 //! (with two threads, the wall time for the whole batch divided by the number
 //! of requests, so a lower figure means more throughput).
+//!
+//! Paired mode: `TOWER_CIS_BENCH_PAIRED=1 cargo bench --bench layer` skips
+//! criterion and runs bare, naive and tower-cis in alternating batches of
+//! about 50 ms (`TOWER_CIS_BENCH_ROUNDS` rounds, default 15; the order
+//! rotates each round), then prints each stack's median time per request and
+//! the medians of the per-round added costs. On a machine whose speed drifts
+//! (a shared VM), stacks measured seconds apart by criterion see different
+//! machines; batches a few milliseconds apart see the same one.
 
 mod common;
 
@@ -26,7 +34,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use common::Bare;
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group};
 use http::{HeaderValue, Request, Response};
 use parking_lot::RwLock;
 use tower_cis::{Clock, MemoryStore, Principal, SessionAuthLayer, SessionStore, SystemClock};
@@ -225,29 +233,42 @@ fn session_counts() -> Vec<usize> {
     }
 }
 
-fn layer_cost(c: &mut Criterion) {
+/// The same `sessions` live sessions in our store, the naive map and
+/// tower-sessions' store (the credentials of each).
+struct Populated {
+    store: MemoryStore,
+    naive: Naive,
+    ts_store: tower_sessions::MemoryStore,
+    ids: Arc<Vec<Credentials>>,
+}
+
+fn populate(sessions: usize) -> Populated {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let store = MemoryStore::builder().max_sessions(sessions as u64 + 1).max_sessions_per_user(u64::MAX).build();
+    let naive = Naive { sessions: Arc::default() };
+    let ts_store = tower_sessions::MemoryStore::default();
+    let mut ids = Vec::with_capacity(sessions);
+    let now = SystemClock.now().as_millis();
+    let expiry = time::OffsetDateTime::now_utc() + IDLE;
+    for i in 0..sessions {
+        let user = format!("user{}@vsphere.local", i % 1000);
+        let session = runtime.block_on(store.create(Principal::new(user.clone()), None)).unwrap();
+        let text = session.id().to_string();
+        let mut record = Record { id: Id::default(), data: Default::default(), expiry_date: expiry };
+        record.data.insert("user".to_owned(), serde_json::Value::String(user.clone()));
+        runtime.block_on(ts_store.create(&mut record)).unwrap();
+        naive.sessions.write().insert(text.clone(), (user.into(), AtomicU64::new(now)));
+        ids.push(Credentials {
+            session_id: HeaderValue::from_str(&text).unwrap(),
+            cookie: HeaderValue::from_str(&format!("id={}", record.id)).unwrap(),
+        });
+    }
+    Populated { store, naive, ts_store, ids: Arc::new(ids) }
+}
+
+fn layer_cost(c: &mut Criterion) {
     for sessions in session_counts() {
-        let store = MemoryStore::builder().max_sessions(sessions as u64 + 1).max_sessions_per_user(u64::MAX).build();
-        let naive = Naive { sessions: Arc::default() };
-        let ts_store = tower_sessions::MemoryStore::default();
-        let mut ids = Vec::with_capacity(sessions);
-        let now = SystemClock.now().as_millis();
-        let expiry = time::OffsetDateTime::now_utc() + IDLE;
-        for i in 0..sessions {
-            let user = format!("user{}@vsphere.local", i % 1000);
-            let session = runtime.block_on(store.create(Principal::new(user.clone()), None)).unwrap();
-            let text = session.id().to_string();
-            let mut record = Record { id: Id::default(), data: Default::default(), expiry_date: expiry };
-            record.data.insert("user".to_owned(), serde_json::Value::String(user.clone()));
-            runtime.block_on(ts_store.create(&mut record)).unwrap();
-            naive.sessions.write().insert(text.clone(), (user.into(), AtomicU64::new(now)));
-            ids.push(Credentials {
-                session_id: HeaderValue::from_str(&text).unwrap(),
-                cookie: HeaderValue::from_str(&format!("id={}", record.id)).unwrap(),
-            });
-        }
-        let ids = Arc::new(ids);
+        let Populated { store, naive, ts_store, ids } = populate(sessions);
         let layered = SessionAuthLayer::new(store.clone()).layer(Bare);
         #[allow(deprecated)] // "too basic to be useful": exactly why it is the floor
         let bearer =
@@ -283,5 +304,77 @@ fn layer_cost(c: &mut Criterion) {
     }
 }
 
+/// The median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Nanoseconds per request of `requests` requests through `service`.
+fn ns_per_request<S>(service: &S, ids: &Arc<Vec<Credentials>>, threads: usize, requests: u64) -> f64
+where
+    S: Service<Request<()>> + Clone + Send + 'static,
+    S::Response: 'static,
+{
+    run(service, ids, threads, requests).as_nanos() as f64 / requests as f64
+}
+
+/// Bare, naive and tower-cis in alternating batches; see the module docs.
+fn paired() {
+    let rounds: usize = std::env::var("TOWER_CIS_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(15);
+    println!("paired: {rounds} rounds of alternating batches of about 50 ms; medians over rounds");
+    println!(
+        "sessions threads | bare ns | naive ns | tower-cis ns | naive added | tower-cis added | tower-cis/naive added"
+    );
+    for sessions in session_counts() {
+        let Populated { store, naive, ids, .. } = populate(sessions);
+        let layered = SessionAuthLayer::new(store.clone()).layer(Bare);
+        assert_authorized(naive.clone(), &ids[0]);
+        assert_authorized(layered.clone(), &ids[0]);
+        for threads in [1, 2] {
+            // Batches of about 50 ms, sized by a first batch of the naive stack.
+            let probe = ns_per_request(&naive, &ids, threads, 20_000);
+            let requests = ((50e6 / probe) as u64).max(10_000) / threads as u64 * threads as u64;
+            let (mut bare_ns, mut naive_ns, mut ours_ns) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut naive_added, mut ours_added, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..rounds {
+                let mut measured = [0.0; 3];
+                for k in 0..3 {
+                    let stack = (round + k) % 3;
+                    measured[stack] = match stack {
+                        0 => ns_per_request(&Bare, &ids, threads, requests),
+                        1 => ns_per_request(&naive, &ids, threads, requests),
+                        _ => ns_per_request(&layered, &ids, threads, requests),
+                    };
+                }
+                let [bare, naive, ours] = measured;
+                bare_ns.push(bare);
+                naive_ns.push(naive);
+                ours_ns.push(ours);
+                naive_added.push(naive - bare);
+                ours_added.push(ours - bare);
+                ratio.push((ours - bare) / (naive - bare));
+            }
+            println!(
+                "{sessions:>8} {threads:>7} | {:>7.0} | {:>8.0} | {:>12.0} | {:>+11.0} | {:>+15.0} | {:>21.2}",
+                median(&mut bare_ns),
+                median(&mut naive_ns),
+                median(&mut ours_ns),
+                median(&mut naive_added),
+                median(&mut ours_added),
+                median(&mut ratio),
+            );
+        }
+    }
+}
+
 criterion_group!(benches, layer_cost);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os("TOWER_CIS_BENCH_PAIRED").is_some() {
+        paired();
+    } else {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+}
