@@ -3,15 +3,15 @@
 //!
 //! Readers (`resolve`) take the shard's read lock and touch only the slot's
 //! atomic last-access time; writers (create, delete, sweep) take the write
-//! lock. The index stores 4-byte slot numbers with 4 bytes of the id, and the
-//! slot holds the id, so a session costs one slot plus 11 to 21 bytes of
+//! lock. The index stores 3-byte slot numbers with a byte of the id, and the
+//! slot holds the id, so a session costs one slot plus 5 to 11 bytes of
 //! index.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::index::{Index, tag};
+use super::index::{Index, MAX_SLOTS, hash};
 use super::replica;
 
 use crate::{ExpiryPolicy, Principal, Session, SessionId, Timestamp};
@@ -60,7 +60,7 @@ pub(super) struct Shard {
 impl Shard {
     fn find(&self, id: &SessionId) -> Option<u32> {
         let slots = &self.slots;
-        self.index.find(tag(id), |i| slots[i as usize].id == *id)
+        self.index.find(hash(id), |i| slots[i as usize].id == *id)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -127,16 +127,16 @@ impl Shard {
                 index
             }
             None => {
-                // u32::MAX itself is not a slot number the index can hold.
                 let index = match u32::try_from(self.slots.len()) {
-                    Ok(index) if index < u32::MAX => index,
+                    Ok(index) if index < MAX_SLOTS => index,
                     _ => return Insert::ShardFull,
                 };
                 self.slots.push(slot);
                 index
             }
         };
-        self.index.insert(tag(session.id()), index);
+        let slots = &self.slots;
+        self.index.insert(hash(session.id()), index, |i| hash(&slots[i as usize].id));
         self.wheel.entry(due).or_default().push(index);
         Insert::Done
     }
@@ -144,7 +144,7 @@ impl Shard {
     /// Removes the session; its principal, if it was there.
     pub(super) fn remove(&mut self, id: &SessionId) -> Option<Arc<Principal>> {
         let slots = &self.slots;
-        let index = self.index.remove(tag(id), |i| slots[i as usize].id == *id)?;
+        let index = self.index.remove(hash(id), |i| slots[i as usize].id == *id, |i| hash(&slots[i as usize].id))?;
         self.vacate(index)
     }
 
