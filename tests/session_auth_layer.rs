@@ -5,6 +5,7 @@ mod support;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -264,13 +265,16 @@ async fn request_in_flight_finishes_after_its_session_expires() {
 
 async fn long_request_then_idle(refresh_on_completion: bool) -> StatusCode {
     let (store, clock) = manual_store(policy());
-    long_request_then_idle_on(store, clock, refresh_on_completion).await
+    long_request_then_idle_on(store, clock, refresh_on_completion, || {}).await
 }
 
+/// A request that takes 50 s (and answers 200, asserted), then 30 s idle:
+/// the status of the next request. `while_in_flight` runs during the first.
 async fn long_request_then_idle_on<St: SessionStore + Clone>(
     store: St,
     clock: tower_cis::ManualClock,
     refresh_on_completion: bool,
+    while_in_flight: impl FnOnce(),
 ) -> StatusCode {
     let session = store.create(Principal::new("alice"), None).await.unwrap();
     let (started, mut has_started) = mpsc::unbounded_channel();
@@ -281,6 +285,7 @@ async fn long_request_then_idle_on<St: SessionStore + Clone>(
     let in_flight = tokio::spawn(app.clone().oneshot(get_with("/api/demo/wait", session.id())));
     has_started.recv().await.unwrap();
     clock.advance(Duration::from_secs(50));
+    while_in_flight();
     gate.add_permits(2);
     assert_eq!(read(in_flight.await.unwrap().unwrap()).await.0, StatusCode::OK);
     clock.advance(Duration::from_secs(30));
@@ -295,27 +300,19 @@ async fn refresh_on_completion_restarts_the_idle_timer_when_the_response_is_read
 #[tokio::test]
 async fn refresh_on_completion_waits_for_a_store_that_answers_later() {
     let (store, clock) = manual_store(policy());
-    assert_eq!(long_request_then_idle_on(Deferred::new(store.clone()), clock.clone(), true).await, StatusCode::OK);
+    assert_eq!(long_request_then_idle_on(Remote::new(store), clock, true, || {}).await, StatusCode::OK);
     let (store, clock) = manual_store(policy());
-    let unrefreshed = long_request_then_idle_on(Deferred::new(store), clock, false).await;
-    assert_eq!(unrefreshed, StatusCode::UNAUTHORIZED);
+    assert_eq!(long_request_then_idle_on(Remote::new(store), clock, false, || {}).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn a_refresh_that_fails_after_the_response_keeps_the_response() {
-    let (store, _clock) = manual_store(policy());
-    let store = Deferred::new(store);
-    let session = store.create(Principal::new("alice"), None).await.unwrap();
-    let (started, mut has_started) = mpsc::unbounded_channel();
-    let gate = Arc::new(Semaphore::new(0));
-    let app = SessionAuthLayer::new(store.clone()).refresh_on_completion(true).layer(gated(started, Arc::clone(&gate)));
-    let in_flight = tokio::spawn(app.clone().oneshot(get_with("/api/demo/wait", session.id())));
-    has_started.recv().await.unwrap();
-    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-    gate.add_permits(2);
-    assert_eq!(read(in_flight.await.unwrap().unwrap()).await.0, StatusCode::OK);
-    // The store is still down: the next request is refused with 503.
-    let next = read(app.oneshot(get_with("/api/x", session.id())).await.unwrap()).await.0;
+    let (store, clock) = manual_store(policy());
+    let store = Remote::new(store);
+    let down = Arc::clone(&store.down);
+    // The in-flight request still answers 200 (asserted by the helper); the
+    // store is still down for the next one.
+    let next = long_request_then_idle_on(store, clock, true, move || down.store(true, Ordering::SeqCst)).await;
     assert_eq!(next, StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -344,7 +341,7 @@ async fn refresh_on_completion_never_recreates_a_deleted_session() {
 #[tokio::test]
 async fn remote_store_admits_and_rejects_like_an_immediate_one() {
     let (memory, clock) = manual_store(policy());
-    let store = Remote(memory);
+    let store = Remote::new(memory);
     let session = store.create(Principal::new("alice"), None).await.unwrap();
     let mut app = SessionAuthLayer::new(store.clone()).layer(echo_user());
     let (status, _, body) = call(&mut app, get_with("/api/x", session.id())).await;
@@ -363,7 +360,7 @@ async fn remote_store_admits_and_rejects_like_an_immediate_one() {
 #[tokio::test]
 async fn remote_store_request_in_flight_finishes_after_delete() {
     let (memory, _clock) = manual_store(policy());
-    let store = Remote(memory);
+    let store = Remote::new(memory);
     let session = store.create(Principal::new("alice"), None).await.unwrap();
     let (started, mut has_started) = mpsc::unbounded_channel();
     let gate = Arc::new(Semaphore::new(0));

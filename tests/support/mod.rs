@@ -59,56 +59,6 @@ impl<S: SessionStore> SessionStore for Counting<S> {
     }
 }
 
-/// Wraps a store so that every look-up waits once (its future is pending on
-/// the first poll, as a networked store's is) and, once `fail` is set,
-/// answers that the store is unavailable.
-#[derive(Clone)]
-pub struct Deferred<S> {
-    pub inner: S,
-    pub fail: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl<S> Deferred<S> {
-    pub fn new(inner: S) -> Self {
-        Deferred { inner, fail: Arc::default() }
-    }
-}
-
-impl<S: SessionStore> SessionStore for Deferred<S> {
-    type ResolveFuture = std::pin::Pin<Box<dyn Future<Output = Result<Resolution, StoreError>> + Send>>;
-
-    fn create(
-        &self,
-        principal: Principal,
-        expiry: Option<Timestamp>,
-    ) -> impl Future<Output = Result<Session, StoreError>> + Send {
-        self.inner.create(principal, expiry)
-    }
-
-    fn resolve(&self, id: &SessionId) -> Self::ResolveFuture {
-        let (inner, fail, id) = (self.inner.clone(), Arc::clone(&self.fail), *id);
-        Box::pin(async move {
-            tokio::task::yield_now().await;
-            if fail.load(Ordering::SeqCst) {
-                return Err(StoreError::unavailable("connection refused"));
-            }
-            inner.resolve(&id).await
-        })
-    }
-
-    fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.inner.delete(id)
-    }
-
-    fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send {
-        self.inner.stats()
-    }
-
-    fn user_sessions(&self, user: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.inner.user_sessions(user)
-    }
-}
-
 /// A store that cannot be reached.
 #[derive(Clone, Default)]
 pub struct Unreachable;
@@ -167,9 +117,19 @@ pub const UNAUTHENTICATED_MODERN: &str = r#"{"error_type":"UNAUTHENTICATED","mes
 pub const UNAUTHENTICATED_LEGACY: &str = r#"{"type":"com.vmware.vapi.std.errors.unauthenticated","value":{"messages":[{"args":[],"default_message":"Authentication required.","id":"com.vmware.vapi.endpoint.method.authentication.required"}]}}"#;
 
 /// Wraps a store so that `resolve` first returns `Pending` once, as a remote
-/// store would while its round trip is under way.
+/// store would while its round trip is under way; once `down` is set, it
+/// then answers that the store is unavailable.
 #[derive(Clone)]
-pub struct Remote<S>(pub S);
+pub struct Remote<S> {
+    pub inner: S,
+    pub down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S> Remote<S> {
+    pub fn new(inner: S) -> Self {
+        Remote { inner, down: Arc::default() }
+    }
+}
 
 impl<S: SessionStore> SessionStore for Remote<S> {
     type ResolveFuture = std::pin::Pin<Box<dyn Future<Output = Result<Resolution, StoreError>> + Send>>;
@@ -179,31 +139,34 @@ impl<S: SessionStore> SessionStore for Remote<S> {
         principal: Principal,
         expiry: Option<Timestamp>,
     ) -> impl Future<Output = Result<Session, StoreError>> + Send {
-        self.0.create(principal, expiry)
+        self.inner.create(principal, expiry)
     }
 
     fn resolve(&self, id: &SessionId) -> Self::ResolveFuture {
-        let answer = self.0.resolve(id);
+        let answer = (!self.down.load(Ordering::SeqCst)).then(|| self.inner.resolve(id));
         Box::pin(async move {
             tokio::task::yield_now().await;
-            answer.await
+            match answer {
+                Some(answer) => answer.await,
+                None => Err(StoreError::unavailable("connection refused")),
+            }
         })
     }
 
     fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.0.delete(id)
+        self.inner.delete(id)
     }
 
     fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send {
-        self.0.stats()
+        self.inner.stats()
     }
 
     fn user_sessions(&self, user: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.0.user_sessions(user)
+        self.inner.user_sessions(user)
     }
 }
 
 /// A remote store that cannot be reached: `Pending` first, then an error.
 pub fn unreachable_remote() -> Remote<Unreachable> {
-    Remote(Unreachable)
+    Remote::new(Unreachable)
 }
