@@ -207,7 +207,7 @@ impl MemoryStore {
     }
 
     fn shard(&self, id: &SessionId) -> &ShardLock<Shard> {
-        // Bytes 0..4 place the id within the shard; the last byte picks the shard.
+        // Bytes 0..8 place the id within the shard; the last byte picks the shard.
         let index = usize::from(id.as_bytes()[15]) & (self.inner.shards.len() - 1);
         &self.inner.shards[index]
     }
