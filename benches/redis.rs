@@ -35,17 +35,16 @@ use std::time::{Duration, Instant};
 
 use common::Bare;
 use criterion::{Criterion, Throughput};
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis_support::RedisServer;
 use tokio::runtime::Runtime;
+use tower_cis::layer::SESSION_HEADER;
 use tower_cis::{Principal, RedisStore, SessionAuthLayer, SessionStore};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// The session header, parsed once (as a server gets it from its parser).
-const SESSION_HEADER: HeaderName = HeaderName::from_static("vmware-api-session-id");
 /// Requests in flight at any time.
 const IN_FLIGHT: u64 = 64;
 /// Sessions (and raw keys) the requests cycle through.

@@ -10,12 +10,11 @@ use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
 #[cfg(feature = "tasks")]
 use ::redis::{
-    AsyncConnectionConfig, ConnectionInfo, ErrorKind, IntoConnectionInfo, ProtocolVersion, PushInfo,
-    aio::MultiplexedConnection,
+    AsyncConnectionConfig, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, PushInfo, aio::MultiplexedConnection,
 };
 use ::redis::{
-    Client, Cmd, ErrorKind as RedisErrorKind, FromRedisValue, RedisError, RedisResult, Script, ScriptInvocation,
-    ServerErrorKind, Value, cmd,
+    Client, Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ScriptInvocation, ServerErrorKind, Value,
+    cmd,
 };
 use tokio::sync::OnceCell;
 #[cfg(feature = "tasks")]
@@ -192,7 +191,7 @@ impl Link {
                 Connection::Single(manager) => {
                     let batcher = self.batcher(manager);
                     match batcher.send(evalsha()).await?.extract_error() {
-                        Err(error) if error.kind() == RedisErrorKind::Server(ServerErrorKind::NoScript) => {
+                        Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                             script.load_async(&mut manager.clone()).await?;
                             batcher.send(evalsha()).await?.extract_error()
                         }
