@@ -19,6 +19,9 @@
 //! the medians of the per-round added costs. On a machine whose speed drifts
 //! (a shared VM), stacks measured seconds apart by criterion see different
 //! machines; batches a few milliseconds apart see the same one.
+//!
+//! `TOWER_CIS_BENCH_SESSIONS` and, in paired mode, `TOWER_CIS_BENCH_THREADS`
+//! (comma-separated lists) pick the session and thread counts.
 
 mod common;
 
@@ -233,6 +236,15 @@ fn session_counts() -> Vec<usize> {
     }
 }
 
+/// The thread counts to measure: `TOWER_CIS_BENCH_THREADS` (a comma-separated
+/// list), or one and two.
+fn thread_counts() -> Vec<usize> {
+    match std::env::var("TOWER_CIS_BENCH_THREADS") {
+        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).filter(|&n| n > 0).collect(),
+        Err(_) => vec![1, 2],
+    }
+}
+
 /// The same `sessions` live sessions in our store, the naive map and
 /// tower-sessions' store (the credentials of each).
 struct Populated {
@@ -331,7 +343,7 @@ fn paired() {
         let layered = SessionAuthLayer::new(store.clone()).layer(Bare);
         assert_authorized(naive.clone(), &ids[0]);
         assert_authorized(layered.clone(), &ids[0]);
-        for threads in [1, 2] {
+        for threads in thread_counts() {
             // Batches of about 50 ms, sized by a first batch of the naive stack.
             let probe = ns_per_request(&naive, &ids, threads, 20_000);
             let requests = ((50e6 / probe) as u64).max(10_000) / threads as u64 * threads as u64;
