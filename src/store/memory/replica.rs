@@ -16,8 +16,9 @@
 //! A table entry knows its stored principal by a `Weak` reference: while the
 //! entry lives, that allocation cannot be freed and reused for another
 //! principal, so the same address means the same principal (principals are
-//! immutable). An entry whose stored principal was dropped is replaced on
-//! its next use.
+//! immutable). A principal dropped by the store is never at that address
+//! again, so its entry matches no look-up and is replaced by the next
+//! principal that needs it.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
@@ -51,9 +52,7 @@ pub(super) fn of(stored: &Arc<Principal>) -> Arc<Principal> {
         .try_with(|replicas| {
             let entry = &mut replicas.borrow_mut()[slot];
             match entry {
-                Entry::Copied { stored: copied, local } if copied.as_ptr() == address && copied.strong_count() > 0 => {
-                    Arc::clone(local)
-                }
+                Entry::Copied { stored: copied, local } if copied.as_ptr() == address => Arc::clone(local),
                 // Seen twice in a row (an address reused since only makes
                 // the copy one request early: it is made from `stored`).
                 Entry::Seen(seen) if *seen == address as usize => {
