@@ -1,5 +1,6 @@
 //! What the memory store adds to the conformance suite: shared principals,
-//! the background sweeper, and its cost following the expired sessions only.
+//! look-ups on the clock's recent time, the background sweeper, and its cost
+//! following the expired sessions only.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::*;
 use tower_cis::store::Resolution;
-use tower_cis::{ExpiryPolicy, ManualClock, MemoryStore, Principal, PurgeReport, SessionStore};
+use tower_cis::{Clock, ExpiryPolicy, ManualClock, MemoryStore, Principal, PurgeReport, SessionStore, Timestamp};
 
 fn policy() -> ExpiryPolicy {
     ExpiryPolicy::default().with_idle_timeout(Duration::from_secs(60))
@@ -32,6 +33,50 @@ async fn changed_groups_apply_to_new_sessions_only() {
     assert!(old.principal().is_member_of("old"));
     assert!(new.principal().is_member_of("new"));
     assert_eq!(store.user_sessions("alice").await.unwrap(), 2);
+}
+
+/// A clock whose recent time lags its exact time, as the coarse system clock
+/// does by up to a tick.
+#[derive(Debug)]
+struct LaggingClock {
+    exact: ManualClock,
+    lag: Duration,
+}
+
+impl Clock for LaggingClock {
+    fn now(&self) -> Timestamp {
+        self.exact.now()
+    }
+    fn recent(&self) -> Timestamp {
+        Timestamp::from_millis(self.exact.now().as_millis() - self.lag.as_millis() as u64)
+    }
+}
+
+#[tokio::test]
+async fn look_ups_read_the_recent_time_and_never_move_the_last_access_back() {
+    let exact = ManualClock::new(T0);
+    let lag = Duration::from_millis(4);
+    let store = MemoryStore::builder()
+        .policy(policy())
+        .clock(Arc::new(LaggingClock { exact: exact.clone(), lag }))
+        .sweep_interval(None)
+        .build();
+    let created = store.create(Principal::new("alice"), None).await.unwrap();
+    assert_eq!(created.created(), T0, "create reads the exact time");
+
+    // The recent time is before the creation: the last access stays put.
+    let Ok(Resolution::Active(first)) = store.resolve(created.id()).await else { panic!("session gone") };
+    assert_eq!(first.last_accessed(), T0);
+
+    exact.advance(Duration::from_secs(10));
+    let Ok(Resolution::Active(later)) = store.resolve(created.id()).await else { panic!("session gone") };
+    assert_eq!(later.last_accessed(), Timestamp::from_millis(T0.as_millis() + 10_000 - 4));
+
+    // Idle expiry counts from that access, on the recent time.
+    exact.advance(Duration::from_secs(60) - Duration::from_millis(1));
+    assert!(matches!(store.resolve(created.id()).await, Ok(Resolution::Active(_))));
+    exact.advance(Duration::from_secs(60));
+    assert!(matches!(store.resolve(created.id()).await, Ok(Resolution::Expired)));
 }
 
 #[tokio::test]

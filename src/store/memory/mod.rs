@@ -29,7 +29,10 @@ struct Padded<T>(T);
 ///
 /// - No global lock: sessions are spread over shards by id; `resolve` takes a
 ///   shard's read lock (a lock per thread, so cores reading one shard do not
-///   contend) and refreshes the idle timer with one atomic store.
+///   contend) and refreshes the idle timer with one atomic store. It reads
+///   the clock's [`recent`](crate::Clock::recent) time (on Linux, the
+///   system clock as of the last timer tick), so an idle or absolute expiry
+///   takes effect up to a tick (1 to 4 ms) late; creation reads the exact time.
 /// - A background sweeper (a thread that ends when the last handle is
 ///   dropped) removes expired sessions. It looks only at sessions whose expiry
 ///   has come, so its cost follows the number of sessions that expire, not
@@ -121,7 +124,8 @@ impl MemoryStoreBuilder {
         self
     }
 
-    /// The clock (default: the system clock).
+    /// The clock (default: the system clock). Look-ups read its
+    /// [`recent`](crate::Clock::recent) time, everything else its `now`.
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -294,7 +298,7 @@ impl SessionStore for MemoryStore {
     }
 
     fn resolve(&self, id: &SessionId) -> Self::ResolveFuture {
-        let now = self.inner.clock.now();
+        let now = self.inner.clock.recent();
         let lookup = self.shard(id).read().resolve(id, now, &self.inner.policy);
         ready(Ok(match lookup {
             Lookup::Active(session) => Resolution::Active(session),
