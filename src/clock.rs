@@ -32,9 +32,10 @@ impl Clock for SystemClock {
     }
 
     /// On Linux, the kernel's coarse real-time clock: the time of the last
-    /// timer tick (1 to 4 ms old), read without the cost of reading the
-    /// hardware clock, which on a virtual machine is the larger part of a
-    /// look-up in the memory store. Elsewhere, [`now`](Clock::now).
+    /// timer tick (4 ms old at most on most kernels, 10 ms at worst), read
+    /// without reading the hardware clock, which on a virtual machine is the
+    /// larger part of a look-up in the memory store. Elsewhere,
+    /// [`now`](Clock::now).
     fn recent(&self) -> Timestamp {
         coarse::now()
     }

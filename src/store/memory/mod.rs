@@ -32,7 +32,8 @@ struct Padded<T>(T);
 ///   contend) and refreshes the idle timer with one atomic store. It reads
 ///   the clock's [`recent`](crate::Clock::recent) time (on Linux, the
 ///   system clock as of the last timer tick), so an idle or absolute expiry
-///   takes effect up to a tick (1 to 4 ms) late; creation reads the exact time.
+///   takes effect up to a tick (usually 4 ms) late; creation reads the exact
+///   time.
 /// - A background sweeper (a thread that ends when the last handle is
 ///   dropped) removes expired sessions. It looks only at sessions whose expiry
 ///   has come, so its cost follows the number of sessions that expire, not
