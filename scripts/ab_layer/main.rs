@@ -5,35 +5,21 @@
 //! Prints, per run, the median over rounds of candidate added / base added
 //! (1.00 = no change, below 1 = the candidate is cheaper).
 //!
-//! Built and run by `scripts/ab_layer.sh`, which supplies both crates.
+//! Built and run by `scripts/ab_layer.sh`, which supplies both crates and
+//! the benches' `common` module (the bare service).
 
-use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
+mod common;
+
+use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response};
+use common::Bare;
+use http::{HeaderValue, Request};
 use tower_layer::Layer;
 use tower_service::Service;
-
-#[derive(Clone, Copy)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<http_body_util::Empty<bytes::Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(http_body_util::Empty::new())))
-    }
-}
 
 /// A store of one revision with `sessions` live sessions, the layer over
 /// `Bare`, and the session ids as header values.
