@@ -7,9 +7,18 @@
 //!   SSO's lockout policy and a [`LoginLimit`] on checks running at once.
 //! - [`parse_basic`] and [`basic_from_headers`]: strict parsing of
 //!   `Authorization: Basic` (RFC 7617).
-//! - With the `saml` feature: [`SamlAuthenticator`](saml::SamlAuthenticator),
-//!   which verifies SAML bearer tokens from a vSphere STS, and
-//!   [`sign_from_headers`], which reads them from `Authorization: SIGN`.
+#![cfg_attr(
+    feature = "saml",
+    doc = "- With the `saml` feature: [`SamlAuthenticator`](saml::SamlAuthenticator),
+  which verifies SAML bearer tokens from a vSphere STS, and
+  [`sign_from_headers`], which reads them from `Authorization: SIGN`."
+)]
+#![cfg_attr(
+    not(feature = "saml"),
+    doc = "- With the `saml` feature: `saml::SamlAuthenticator`, which verifies
+  SAML bearer tokens from a vSphere STS, and `sign_from_headers`, which reads
+  them from `Authorization: SIGN`."
+)]
 //! - [`CompositeAuthenticator`]: one authenticator per kind of credential, so
 //!   that one server accepts passwords and SAML tokens.
 //!
