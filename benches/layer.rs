@@ -24,6 +24,8 @@
 //! (comma-separated lists) pick the session and thread counts.
 
 mod common;
+#[path = "common/paired.rs"]
+mod paired;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -39,6 +41,7 @@ use std::time::{Duration, Instant};
 use common::Bare;
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use http::{HeaderValue, Request, Response};
+use paired::{counts, median, rotated};
 use parking_lot::RwLock;
 use tower_cis::{Clock, MemoryStore, Principal, SessionAuthLayer, SessionStore, SystemClock};
 use tower_layer::Layer;
@@ -48,6 +51,8 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore as _};
 
 /// The constant token of the bearer check.
 const BEARER: &str = "Bearer 0123456789abcdef0123456789abcdef";
+/// The session counts measured unless `TOWER_CIS_BENCH_SESSIONS` says.
+const SESSION_COUNTS: &[usize] = &[1, 10_000, 1_000_000];
 /// The idle timeout of every stack: 30 minutes.
 const IDLE: Duration = Duration::from_secs(1800);
 
@@ -229,22 +234,6 @@ where
     start.elapsed()
 }
 
-fn session_counts() -> Vec<usize> {
-    match std::env::var("TOWER_CIS_BENCH_SESSIONS") {
-        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
-        Err(_) => vec![1, 10_000, 1_000_000],
-    }
-}
-
-/// The thread counts to measure: `TOWER_CIS_BENCH_THREADS` (a comma-separated
-/// list), or one and two.
-fn thread_counts() -> Vec<usize> {
-    match std::env::var("TOWER_CIS_BENCH_THREADS") {
-        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).filter(|&n| n > 0).collect(),
-        Err(_) => vec![1, 2],
-    }
-}
-
 /// The same `sessions` live sessions in our store, the naive map and
 /// tower-sessions' store (the credentials of each).
 struct Populated {
@@ -279,7 +268,7 @@ fn populate(sessions: usize) -> Populated {
 }
 
 fn layer_cost(c: &mut Criterion) {
-    for sessions in session_counts() {
+    for sessions in counts("TOWER_CIS_BENCH_SESSIONS", SESSION_COUNTS) {
         let Populated { store, naive, ts_store, ids } = populate(sessions);
         let layered = SessionAuthLayer::new(store.clone()).layer(Bare);
         #[allow(deprecated)] // "too basic to be useful": exactly why it is the floor
@@ -316,12 +305,6 @@ fn layer_cost(c: &mut Criterion) {
     }
 }
 
-/// The median of `values` (sorted in place).
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Nanoseconds per request of `requests` requests through `service`.
 fn ns_per_request<S>(service: &S, ids: &Arc<Vec<Credentials>>, threads: usize, requests: u64) -> f64
 where
@@ -338,28 +321,23 @@ fn paired() {
     println!(
         "sessions threads | bare ns | naive ns | tower-cis ns | naive added | tower-cis added | tower-cis/naive added"
     );
-    for sessions in session_counts() {
+    for sessions in counts("TOWER_CIS_BENCH_SESSIONS", SESSION_COUNTS) {
         let Populated { store, naive, ids, .. } = populate(sessions);
         let layered = SessionAuthLayer::new(store.clone()).layer(Bare);
         assert_authorized(naive.clone(), &ids[0]);
         assert_authorized(layered.clone(), &ids[0]);
-        for threads in thread_counts() {
+        for threads in counts("TOWER_CIS_BENCH_THREADS", &[1, 2]) {
             // Batches of about 50 ms, sized by a first batch of the naive stack.
             let probe = ns_per_request(&naive, &ids, threads, 20_000);
             let requests = ((50e6 / probe) as u64).max(10_000) / threads as u64 * threads as u64;
             let (mut bare_ns, mut naive_ns, mut ours_ns) = (Vec::new(), Vec::new(), Vec::new());
             let (mut naive_added, mut ours_added, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
             for round in 0..rounds {
-                let mut measured = [0.0; 3];
-                for k in 0..3 {
-                    let stack = (round + k) % 3;
-                    measured[stack] = match stack {
-                        0 => ns_per_request(&Bare, &ids, threads, requests),
-                        1 => ns_per_request(&naive, &ids, threads, requests),
-                        _ => ns_per_request(&layered, &ids, threads, requests),
-                    };
-                }
-                let [bare, naive, ours] = measured;
+                let [bare, naive, ours] = rotated(round, |stack| match stack {
+                    0 => ns_per_request(&Bare, &ids, threads, requests),
+                    1 => ns_per_request(&naive, &ids, threads, requests),
+                    _ => ns_per_request(&layered, &ids, threads, requests),
+                });
                 bare_ns.push(bare);
                 naive_ns.push(naive);
                 ours_ns.push(ours);

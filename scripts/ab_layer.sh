@@ -25,6 +25,7 @@ sed -i '0,/^version = .*/s//version = "0.99.0"/' "$work/base/Cargo.toml"
 mkdir -p "$work/ab/src"
 cp "$repo/scripts/ab_layer/main.rs" "$work/ab/src/main.rs"
 cp "$repo/benches/common/mod.rs" "$work/ab/src/common.rs"
+cp "$repo/benches/common/paired.rs" "$work/ab/src/paired.rs"
 cp "$repo/Cargo.lock" "$work/ab/Cargo.lock"
 cat > "$work/ab/Cargo.toml" <<TOML
 [package]

@@ -6,9 +6,10 @@
 //! (1.00 = no change, below 1 = the candidate is cheaper).
 //!
 //! Built and run by `scripts/ab_layer.sh`, which supplies both crates and
-//! the benches' `common` module (the bare service).
+//! the benches' `common` (the bare service) and `paired` modules.
 
 mod common;
+mod paired;
 
 use std::future::Future;
 use std::hint::black_box;
@@ -18,6 +19,7 @@ use std::time::Instant;
 
 use common::Bare;
 use http::{HeaderValue, Request};
+use paired::{counts, median, rotated};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -74,39 +76,26 @@ where
     start.elapsed().as_nanos() as f64 / (per_thread * threads as u64) as f64
 }
 
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name).unwrap_or_else(|_| default.into()).split(',').filter_map(|n| n.trim().parse().ok()).collect()
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
-    let rounds = env_list("ROUNDS", "41")[0];
-    let runs = env_list("RUNS", "3")[0];
+    let rounds = counts("ROUNDS", &[41])[0];
+    let runs = counts("RUNS", &[3])[0];
     println!("sessions threads | candidate added / base added, median of {rounds} rounds, per run");
-    for sessions in env_list("SESSIONS", "1") {
+    for sessions in counts("SESSIONS", &[1]) {
         let (base, base_ids, _base_store) = populate!(base, sessions);
         let (candidate, candidate_ids, _candidate_store) = populate!(candidate, sessions);
-        for threads in env_list("THREADS", "1") {
+        for threads in counts("THREADS", &[1]) {
             let probe = ns_per_request(&base, &base_ids, threads, 20_000);
             let requests = ((50e6 / probe) as u64).max(10_000);
             let mut ratios = Vec::new();
             for _ in 0..runs {
                 let mut per_round = Vec::new();
                 for round in 0..rounds {
-                    let mut ns = [0.0; 3];
-                    for k in 0..3 {
-                        let stack = (round + k) % 3;
-                        ns[stack] = match stack {
-                            0 => ns_per_request(&Bare, &base_ids, threads, requests),
-                            1 => ns_per_request(&base, &base_ids, threads, requests),
-                            _ => ns_per_request(&candidate, &candidate_ids, threads, requests),
-                        };
-                    }
-                    per_round.push((ns[2] - ns[0]) / (ns[1] - ns[0]));
+                    let [bare, base, candidate] = rotated(round, |stack| match stack {
+                        0 => ns_per_request(&Bare, &base_ids, threads, requests),
+                        1 => ns_per_request(&base, &base_ids, threads, requests),
+                        _ => ns_per_request(&candidate, &candidate_ids, threads, requests),
+                    });
+                    per_round.push((candidate - bare) / (base - bare));
                 }
                 ratios.push(format!("{:.2}", median(&mut per_round)));
             }
