@@ -34,35 +34,16 @@ impl Clock for SystemClock {
     /// On Linux, the kernel's coarse real-time clock: the time of the last
     /// timer tick (4 ms old at most on most kernels, 10 ms at worst), read
     /// without reading the hardware clock, which on a virtual machine is the
-    /// larger part of a look-up in the memory store. Elsewhere,
+    /// larger part of a look-up in the memory store. Elsewhere the default,
     /// [`now`](Clock::now).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn recent(&self) -> Timestamp {
-        coarse::now()
-    }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-mod coarse {
-    use rustix::time::{ClockId, clock_gettime};
-
-    use crate::Timestamp;
-
-    pub(super) fn now() -> Timestamp {
+        use rustix::time::{ClockId, clock_gettime};
         let time = clock_gettime(ClockId::RealtimeCoarse);
         // Before 1970, like `Timestamp::from_system_time`: the epoch.
         let seconds = u64::try_from(time.tv_sec).unwrap_or(0);
         let millis = u64::try_from(time.tv_nsec).unwrap_or(0) / 1_000_000;
         Timestamp::from_millis(seconds.saturating_mul(1000).saturating_add(millis))
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-mod coarse {
-    use super::{Clock, SystemClock};
-    use crate::Timestamp;
-
-    pub(super) fn now() -> Timestamp {
-        SystemClock.now()
     }
 }
 
